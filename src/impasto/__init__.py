@@ -1,0 +1,49 @@
+"""impasto: neural style transfer (Gatys et al. 2015) as a library and a command-line program.
+
+    from impasto import stylize, StyleConfig
+    image = stylize("photo.jpg", "painting.jpg", StyleConfig(size=512))
+
+Importing the package is cheap: torch and the weights load only when first used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from impasto.errors import ImpastoError, InputError, UsageError, WeightsError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ImpastoError",
+    "InputError",
+    "Progress",
+    "StyleConfig",
+    "UsageError",
+    "WeightsError",
+    "__version__",
+    "load_image",
+    "save_image",
+    "stylize",
+]
+
+_LAZY = {
+    "StyleConfig": "impasto.config",
+    "stylize": "impasto.stylize",
+    "Progress": "impasto.optimize",
+    "load_image": "impasto.image",
+    "save_image": "impasto.image",
+}
+
+if TYPE_CHECKING:
+    from impasto.config import StyleConfig
+    from impasto.image import load_image, save_image
+    from impasto.optimize import Progress
+    from impasto.stylize import stylize
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'impasto' has no attribute {name!r}")
