@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from impasto.errors import UsageError
+from impasto.features import VGGFeatures, canonical, layer_names, min_input_size, plan
+from tests.conftest import random_weights
+
+
+def test_layer_names_follow_the_paper():
+    names = layer_names("vgg19")
+    assert names[:5] == ["relu1_1", "relu1_2", "pool1", "relu2_1", "relu2_2"]
+    assert names[-1] == "pool5" and "relu3_4" in names and len(names) == 16 + 5
+    assert "relu3_4" not in layer_names("vgg16") and len(layer_names("vgg16")) == 13 + 5
+
+
+def test_conv_names_mean_the_activation_after_relu():
+    assert canonical("conv4_2", "vgg19") == "relu4_2"
+    assert canonical("relu4_2", "vgg19") == "relu4_2"
+    assert canonical("pool3", "vgg16") == "pool3"
+
+
+def test_unknown_layer_suggests_the_closest():
+    with pytest.raises(UsageError, match=r"unknown layer 'conv4_22'.*did you mean 'conv4_2'"):
+        canonical("conv4_22", "vgg19")
+    with pytest.raises(UsageError, match="conv3_4"):
+        canonical("conv3_4", "vgg16")  # VGG-16 has three convs in block 3
+
+
+def test_truncated_after_the_deepest_layer(vgg19_random):
+    net = VGGFeatures("vgg19", ["conv2_1", "conv1_1"], weights=vgg19_random)
+    assert net.plan == ["relu1_1", "relu1_2", "pool1", "relu2_1"]
+    assert list(net.convs) == ["conv1_1", "conv1_2", "conv2_1"]
+    assert plan(["conv5_1"], "vgg19")[-1] == "relu5_1"
+
+
+def test_outputs_keyed_by_requested_names_and_aliases_agree(vgg19_random):
+    net = VGGFeatures("vgg19", ["conv4_2", "relu4_2", "pool2", "conv1_1"], weights=vgg19_random)
+    out = net(torch.rand(1, 3, 32, 48))
+    assert set(out) == {"conv4_2", "relu4_2", "pool2", "conv1_1"}
+    assert out["conv4_2"] is out["relu4_2"]
+    assert out["conv1_1"].shape == (1, 64, 32, 48)
+    assert out["pool2"].shape == (1, 128, 8, 12)
+    assert out["conv4_2"].shape == (1, 512, 4, 6)
+    assert (out["conv1_1"] >= 0).all()  # post-ReLU
+
+
+def test_matches_a_plain_reference_implementation(vgg19_random):
+    # conv1_1 by hand: BGR, 0-255, minus the mean pixel, conv, ReLU.
+    net = VGGFeatures("vgg19", ["conv1_1"], weights=vgg19_random)
+    x = torch.rand(1, 3, 8, 8)
+    caffe = x.flip(1) * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    ref = torch.relu(torch.nn.functional.conv2d(caffe, vgg19_random["conv1_1.weight"], vgg19_random["conv1_1.bias"], padding=1))
+    assert torch.allclose(net(x)["conv1_1"], ref, atol=1e-3)
+
+
+def test_vgg16_uses_imagenet_normalisation():
+    w = random_weights("vgg16")
+    net = VGGFeatures("vgg16", ["conv1_1"], weights=w)
+    x = torch.rand(1, 3, 8, 8)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    ref = torch.relu(torch.nn.functional.conv2d((x - mean) / std, w["conv1_1.weight"], w["conv1_1.bias"], padding=1))
+    assert torch.allclose(net(x)["conv1_1"], ref, atol=1e-4)
+
+
+def test_avg_pooling(vgg19_random):
+    x = torch.rand(1, 3, 16, 16)
+    mx = VGGFeatures("vgg19", ["pool1"], weights=vgg19_random)(x)["pool1"]
+    av = VGGFeatures("vgg19", ["pool1"], pooling="avg", weights=vgg19_random)(x)["pool1"]
+    assert mx.shape == av.shape and (mx >= av - 1e-5).all() and not torch.allclose(mx, av)
+    with pytest.raises(UsageError):
+        VGGFeatures("vgg19", ["pool1"], pooling="median", weights=vgg19_random)
+
+
+def test_frozen_and_gradient_flows_only_to_the_input(vgg19_random):
+    net = VGGFeatures("vgg19", ["conv3_1"], weights=vgg19_random)
+    assert not net.training
+    assert all(not p.requires_grad for p in net.parameters())
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    net(x)["conv3_1"].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_min_input_size():
+    assert min_input_size(["conv5_1"], "vgg19") == 16
+    assert min_input_size(["conv1_1", "conv4_2"], "vgg19") == 8
+    assert min_input_size(["pool5"], "vgg16") == 32
