@@ -1,0 +1,143 @@
+"""The three terms of Gatys et al.: content, style (Gram matrices) and total variation.
+
+Each term is a pure function, and where a target helps, a small module holds it, computed once
+under ``no_grad`` so that the style and content images are never re-run per step.
+
+Normalisation (a departure from the paper, written down in the README): the paper sums squared
+errors, so its losses grow with the image's area and the weights that balance them at 256 px do
+not at 1024 px. Here every term is a mean: the Gram matrix is divided by C*H*W, the content and
+style errors are mean squares, and TV is a mean over pixel pairs. The same weights then give a
+similar balance at any size. These are also exactly the normalisations of the reference
+tutorial's code (``reduce_mean`` everywhere, Gram / (H*W*C)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+TVNorm = Literal["l1", "l2"]
+
+
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Channel correlations, normalised by the number of elements.
+
+    Computed in float32 whatever the input's dtype: Gram matrices sum many products, where bf16
+    loses too much.
+
+    Shape: (B, C, H, W) -> (B, C, C).
+    """
+    b, c, h, w = features.shape
+    flat = _at_least_float32(features).reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of feature maps (the paper's 1/2 sum, as a mean).
+
+    Shape: (B, C, H, W), (B, C, H, W) -> scalar.
+    """
+    return torch.mean((_at_least_float32(features) - _at_least_float32(target)) ** 2)
+
+
+def style_loss(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of Gram matrices, for one layer.
+
+    Shape: (B, C, C), (B, C, C) -> scalar.
+    """
+    return torch.mean((gram - target_gram) ** 2)
+
+
+def tv_loss(image: torch.Tensor, norm: TVNorm = "l1") -> torch.Tensor:
+    """Total variation: mean absolute (``l1``, the tutorial's form) or squared (``l2``)
+    difference between horizontally and vertically neighbouring pixels.
+
+    Shape: (B, C, H, W) -> scalar.
+    """
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    if norm == "l1":
+        return dx.abs().mean() + dy.abs().mean()
+    if norm == "l2":
+        return dx.pow(2).mean() + dy.pow(2).mean()
+    raise ValueError(f"tv norm must be 'l1' or 'l2', not {norm!r}")
+
+
+def relative_scale(target: torch.Tensor) -> torch.Tensor:
+    """1 / mean(target^2): divides a layer's squared error into a relative error.
+
+    Activations of different layers and networks differ in scale by orders of magnitude (Caffe
+    VGG-19 conv4_1 Grams are ~1e5 times VGG-16's), so plain means make every layer weight and
+    every loss weight network-specific. Relative errors make them mean the same everywhere.
+    """
+    return 1.0 / target.detach().float().pow(2).mean().clamp_min(1e-12)
+
+
+class ContentLoss(nn.Module):
+    """Content loss against fixed target features (one or more layers, averaged).
+
+    With ``relative=True`` each layer's error is divided by the mean square of its target.
+    """
+
+    def __init__(self, targets: Mapping[str, torch.Tensor], *, relative: bool = True) -> None:
+        super().__init__()
+        self.layers = list(targets)
+        for i, t in enumerate(targets.values()):
+            self.register_buffer(f"target{i}", t.detach().float(), persistent=False)
+            scale = relative_scale(t) if relative else torch.ones(())
+            self.register_buffer(f"scale{i}", scale.to(t.device) / len(targets), persistent=False)
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        total = torch.zeros((), device=getattr(self, "target0").device)
+        for i, name in enumerate(self.layers):
+            total = total + getattr(self, f"scale{i}") * content_loss(features[name], getattr(self, f"target{i}"))
+        return total
+
+
+class StyleLoss(nn.Module):
+    """Weighted sum over layers of the Gram-matrix style loss, against fixed target Grams.
+
+    ``layer_weights`` are used as given; the caller normalises them (impasto: to sum to 1).
+    With ``relative=True`` each layer's error is divided by the mean square of its target Gram.
+    """
+
+    def __init__(
+        self, target_grams: Mapping[str, torch.Tensor], layer_weights: Sequence[float], *, relative: bool = True
+    ) -> None:
+        super().__init__()
+        if len(layer_weights) != len(target_grams):
+            raise ValueError(f"{len(target_grams)} style layers but {len(layer_weights)} weights")
+        self.layers = list(target_grams)
+        for i, (g, w) in enumerate(zip(target_grams.values(), layer_weights)):
+            self.register_buffer(f"gram{i}", g.detach().float(), persistent=False)
+            scale = relative_scale(g) if relative else torch.ones(())
+            self.register_buffer(f"scale{i}", float(w) * scale.to(g.device), persistent=False)
+
+    @classmethod
+    def from_features(
+        cls, features: Mapping[str, torch.Tensor], layer_weights: Sequence[float], *, relative: bool = True
+    ) -> StyleLoss:
+        with torch.no_grad():
+            return cls({name: gram_matrix(f) for name, f in features.items()}, layer_weights, relative=relative)
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        total = torch.zeros((), device=getattr(self, "gram0").device)
+        for i, name in enumerate(self.layers):
+            total = total + getattr(self, f"scale{i}") * style_loss(gram_matrix(features[name]), getattr(self, f"gram{i}"))
+        return total
+
+
+class TVLoss(nn.Module):
+    def __init__(self, norm: TVNorm = "l1") -> None:
+        super().__init__()
+        self.norm: TVNorm = norm
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return tv_loss(image, self.norm)

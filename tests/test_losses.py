@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+from impasto.losses import (
+    ContentLoss,
+    StyleLoss,
+    TVLoss,
+    content_loss,
+    gram_matrix,
+    relative_scale,
+    style_loss,
+    tv_loss,
+)
+
+
+def test_gram_matrix_hand_computed():
+    # Two channels over a 1x2 image: F = [[1, 2], [3, 4]]; F F^T = [[5, 11], [11, 25]]; C*H*W = 4.
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 1, 2)
+    expected = torch.tensor([[5.0, 11.0], [11.0, 25.0]]) / 4
+    assert torch.allclose(gram_matrix(f)[0], expected)
+
+
+def test_gram_matrix_is_size_normalised():
+    # Tiling an image 2x2 leaves per-pixel statistics, and hence the normalised Gram, unchanged.
+    f = torch.rand(1, 3, 4, 5)
+    assert torch.allclose(gram_matrix(f), gram_matrix(f.repeat(1, 1, 2, 2)), atol=1e-6)
+
+
+def test_gram_matrix_of_bf16_is_float32():
+    f = torch.rand(1, 4, 3, 3).bfloat16()
+    assert gram_matrix(f).dtype == torch.float32
+
+
+def test_content_loss_hand_computed():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 2, 2)
+    b = torch.tensor([1.0, 0.0, 3.0, 8.0]).reshape(1, 1, 2, 2)
+    assert content_loss(a, b).item() == pytest.approx((0 + 4 + 0 + 16) / 4)
+
+
+def test_style_loss_hand_computed():
+    g = torch.tensor([[[1.0, 2.0], [2.0, 5.0]]])
+    t = torch.tensor([[[0.0, 2.0], [2.0, 3.0]]])
+    assert style_loss(g, t).item() == pytest.approx((1 + 0 + 0 + 4) / 4)
+
+
+def test_tv_loss_hand_computed():
+    img = torch.tensor([[0.0, 1.0], [3.0, 5.0]]).reshape(1, 1, 2, 2)
+    # horizontal diffs: 1, 2 -> l1 mean 1.5, l2 mean 2.5; vertical: 3, 4 -> 3.5 and 12.5
+    assert tv_loss(img, "l1").item() == pytest.approx(1.5 + 3.5)
+    assert tv_loss(img, "l2").item() == pytest.approx(2.5 + 12.5)
+    assert tv_loss(torch.full((1, 3, 5, 5), 0.3)).item() == 0.0
+    with pytest.raises(ValueError):
+        tv_loss(img, "l3")
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: gram_matrix(x).double().sum(),
+        lambda x: content_loss(x, torch.ones_like(x)),
+        lambda x: style_loss(gram_matrix(x).double(), torch.eye(3, dtype=torch.float64)[None]),
+        lambda x: tv_loss(x, "l2"),
+        lambda x: tv_loss(x + torch.arange(x.numel(), dtype=x.dtype).reshape(x.shape), "l1"),
+    ],
+    ids=["gram", "content", "style", "tv-l2", "tv-l1"],
+)
+def test_gradcheck(fn):
+    x = torch.rand(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-5)
+
+
+def test_gradcheck_through_float64_gram():
+    # gram_matrix computes in float32 at the least; float64 input stays float64.
+    x = torch.rand(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert gram_matrix(x).dtype == torch.float64
+    assert torch.autograd.gradcheck(lambda x: gram_matrix(x).sum(), (x,))
+
+
+def test_modules_equal_functions():
+    feats = {"a": torch.rand(1, 4, 6, 6), "b": torch.rand(1, 8, 3, 3)}
+    gen = {k: torch.rand_like(v) for k, v in feats.items()}
+    content = ContentLoss({"a": feats["a"]}, relative=False)
+    assert torch.allclose(content(gen), content_loss(gen["a"], feats["a"]))
+    style = StyleLoss.from_features(feats, [0.25, 0.75], relative=False)
+    expected = 0.25 * style_loss(gram_matrix(gen["a"]), gram_matrix(feats["a"])) + 0.75 * style_loss(
+        gram_matrix(gen["b"]), gram_matrix(feats["b"])
+    )
+    assert torch.allclose(style(gen), expected)
+    img = torch.rand(1, 3, 7, 5)
+    assert torch.allclose(TVLoss("l2")(img), tv_loss(img, "l2"))
+
+
+def test_relative_losses_are_scale_free():
+    # Relative errors do not change when a network's activations are 100x larger.
+    feats = {"a": torch.rand(1, 4, 6, 6), "b": torch.rand(1, 8, 3, 3)}
+    gen = {k: torch.rand_like(v) for k, v in feats.items()}
+    big = {k: 100 * v for k, v in feats.items()}
+    big_gen = {k: 100 * v for k, v in gen.items()}
+    s1 = StyleLoss.from_features(feats, [0.5, 0.5])(gen)
+    s2 = StyleLoss.from_features(big, [0.5, 0.5])(big_gen)
+    assert torch.allclose(s1, s2, rtol=1e-4)
+    c1 = ContentLoss({"a": feats["a"]})(gen)
+    c2 = ContentLoss({"a": big["a"]})(big_gen)
+    assert torch.allclose(c1, c2, rtol=1e-4)
+    assert relative_scale(torch.full((2, 2), 2.0)).item() == pytest.approx(0.25)
+
+
+def test_losses_are_zero_at_the_target():
+    feats = {"a": torch.rand(1, 4, 6, 6)}
+    assert StyleLoss.from_features(feats, [1.0])(feats).item() == 0.0
+    assert ContentLoss(feats)(feats).item() == 0.0
+
+
+def test_style_loss_needs_one_weight_per_layer():
+    with pytest.raises(ValueError):
+        StyleLoss.from_features({"a": torch.rand(1, 2, 2, 2)}, [0.5, 0.5])
