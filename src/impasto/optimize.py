@@ -1,0 +1,165 @@
+"""The optimiser loop: L-BFGS or Adam over the pixels of the generated image.
+
+The loop knows nothing of networks or files: it is given an image and a function that returns
+the weighted loss terms of an image, and it reports every step through a callback. It never
+prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from impasto.errors import ImpastoError
+
+LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+# Early stop: the relative change of the loss must stay below the tolerance this many steps in a
+# row (L-BFGS without line search makes the odd tiny step, which alone must not end a run).
+PATIENCE = 20
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a run, as reported to ``on_progress``.
+
+    ``losses`` holds each weighted term (content, style, tv) and ``total`` their sum, measured on
+    the image as it was before this step's update. ``image`` is the current image, (1, 3, H, W)
+    in [0, 1]; it is the live tensor, so clone it to keep it past the callback.
+    """
+
+    step: int
+    total_steps: int
+    losses: dict[str, float]
+    total: float
+    elapsed: float
+    image: torch.Tensor | None = field(default=None, repr=False)
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+class BoxLBFGS:
+    """L-BFGS over pixels kept in [0, 1], one loss evaluation per step, no line search.
+
+    ``torch.optim.LBFGS`` records the step it meant to take (direction x step length); once a
+    clamp cuts that step short, its curvature pairs describe moves that never happened and it
+    stalls against the bounds. Here the pairs are made from the real change of the pixels and
+    of the projected gradient (a pixel held at a bound whose descent points outward does not
+    count), so bright and dark regions converge like the rest. Steps are unit length, as in
+    Gatys et al.'s code, with the usual initial scaling gamma = s.y / y.y.
+    """
+
+    def __init__(self, history_size: int = 50) -> None:
+        self.history_size = history_size
+        self.s: list[torch.Tensor] = []
+        self.y: list[torch.Tensor] = []
+        self.rho: list[float] = []
+        self.prev_x: torch.Tensor | None = None
+        self.prev_g: torch.Tensor | None = None
+        self.prev_blocked: torch.Tensor | None = None
+
+    def step(self, x: torch.Tensor, grad: torch.Tensor) -> None:
+        """Move ``x`` (in place) given its gradient."""
+        g = grad.flatten().float()
+        flat = x.detach().flatten()
+        blocked = ((flat <= 0) & (g > 0)) | ((flat >= 1) & (g < 0))
+        g = g.masked_fill(blocked, 0.0)
+        if self.prev_x is not None and self.prev_g is not None:
+            # Curvature only from pixels free at both ends of the move: the clamp cut the others'
+            # steps short, and their gradients were zeroed, which says nothing of the curvature.
+            held = blocked | self.prev_blocked
+            s = (flat - self.prev_x).masked_fill_(held, 0.0)
+            y = (g - self.prev_g).masked_fill_(held, 0.0)
+            sy = float(torch.dot(s, y))
+            if sy > 1e-10:
+                self.s.append(s), self.y.append(y), self.rho.append(1.0 / sy)
+                if len(self.s) > self.history_size:
+                    del self.s[0], self.y[0], self.rho[0]
+        # Two-loop recursion: d = -H g.
+        q = g.clone()
+        alphas = []
+        for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
+            alpha = rho * float(torch.dot(s, q))
+            q.add_(y, alpha=-alpha)
+            alphas.append(alpha)
+        if self.s:
+            q.mul_(float(torch.dot(self.s[-1], self.y[-1])) / float(torch.dot(self.y[-1], self.y[-1])))
+        else:
+            q.mul_(min(1.0, 1.0 / max(float(g.abs().sum()), 1e-12)))
+        for s, y, rho, alpha in zip(self.s, self.y, self.rho, reversed(alphas)):
+            beta = rho * float(torch.dot(y, q))
+            q.add_(s, alpha=alpha - beta)
+        self.prev_x, self.prev_g, self.prev_blocked = flat.clone(), g, blocked
+        with torch.no_grad():
+            x.sub_(q.view_as(x).to(x.dtype)).clamp_(0, 1)
+
+
+def optimize(
+    image: torch.Tensor,
+    loss_fn: LossFn,
+    *,
+    optimizer: str = "lbfgs",
+    iterations: int = 300,
+    lr: float = 10.0,
+    tolerance: float = 0.0,
+    on_progress: ProgressFn | None = None,
+) -> torch.Tensor:
+    """Minimise ``sum(loss_fn(x).values())`` over the pixels ``x``, kept in [0, 1].
+
+    ``lr`` is Adam's step in 8-bit levels (0-255); L-BFGS ignores it. Every step is one loss
+    evaluation, reported to ``on_progress`` (the losses are those of the image before the step's
+    update). Returns the final image (detached).
+
+    Shape: image (1, 3, H, W) -> (1, 3, H, W).
+    """
+    x = image.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
+    if optimizer == "lbfgs":
+        lbfgs = BoxLBFGS()
+    elif optimizer == "adam":
+        adam = torch.optim.Adam([x], lr=lr / 255.0)
+    else:
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+
+    start = time.perf_counter()
+    previous = math.nan
+    calm_steps = 0
+    for step in range(1, iterations + 1):
+        x.grad = None
+        terms = loss_fn(x)
+        loss = sum(terms.values(), start=torch.zeros((), device=x.device))
+        total = float(loss.detach())
+        if not math.isfinite(total):
+            raise ImpastoError(
+                f"the loss became {total} at step {step}; lower the weights or, with Adam, the --lr"
+            )
+        loss.backward()
+        assert x.grad is not None
+        if optimizer == "lbfgs":
+            lbfgs.step(x, x.grad)
+        else:
+            adam.step()
+            with torch.no_grad():
+                x.clamp_(0, 1)
+        if on_progress is not None:
+            on_progress(
+                Progress(
+                    step=step,
+                    total_steps=iterations,
+                    losses={k: float(v.detach()) for k, v in terms.items()},
+                    total=total,
+                    elapsed=time.perf_counter() - start,
+                    image=x.detach(),
+                )
+            )
+        if tolerance > 0 and math.isfinite(previous):
+            change = abs(previous - total) / max(abs(previous), 1e-12)
+            calm_steps = calm_steps + 1 if change < tolerance else 0
+            if calm_steps >= PATIENCE:
+                break
+        previous = total
+    return x.detach()
