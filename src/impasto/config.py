@@ -1,0 +1,192 @@
+"""``StyleConfig``: every knob of a run, with its default, in one frozen dataclass.
+
+This is the single source of defaults: the CLI builds its options from these fields (their
+``help`` metadata included), presets are sets of overrides, and the web page and batch jobs
+use the same object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any, Literal, get_args
+
+from impasto.errors import UsageError, did_you_mean
+
+Network = Literal["vgg19", "vgg16"]
+Pooling = Literal["max", "avg"]
+Optimizer = Literal["lbfgs", "adam"]
+TVNorm = Literal["l1", "l2"]
+Normalization = Literal["relative", "mean"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+INIT_CHOICES = ("content", "noise", "style")
+
+# Absurd sizes are refused before anything is allocated (the memory check in stylize.py gives
+# the precise figure for sizes below this).
+MAX_SIZE = 16384
+
+
+def _opt(default: Any, help: str, metavar: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "metavar": metavar})
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """How to stylize: image size, network and layers, loss weights, optimiser, initialisation."""
+
+    size: int = _opt(512, "long side of the output in pixels", "PX")
+    style_scale: float = _opt(
+        1.0, "size of the style image relative to the output (long side); smaller = finer brushwork", "X"
+    )
+    network: Network = _opt("vgg19", "pretrained network that defines content and style")
+    pooling: Pooling = _opt("max", "pooling inside the network ('avg' gives smoother results, as in the paper)")
+    content_layers: tuple[str, ...] = _opt(("conv4_2",), "layers compared for content (comma-separated)", "LAYERS")
+    style_layers: tuple[str, ...] = _opt(
+        ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
+        "layers whose Gram matrices define style (comma-separated)",
+        "LAYERS",
+    )
+    style_layer_weights: tuple[float, ...] | None = _opt(
+        None, "relative weight of each style layer, normalised to sum to 1", "W,W,..."
+    )
+    content_weight: float = _opt(1.0, "alpha: weight of the content loss", "A")
+    style_weight: float = _opt(5.0, "beta: weight of the style loss (higher = more painting)", "B")
+    tv_weight: float = _opt(0.05, "gamma: weight of the total-variation smoothing (0 = off)", "G")
+    tv_norm: TVNorm = _opt("l1", "total variation form: 'l1' (the tutorial's) or 'l2' (smoother)")
+    loss_normalization: Normalization = _opt(
+        "relative",
+        "'relative': each layer's error over its target's mean square, so weights mean the same for "
+        "every layer and network; 'mean': plain mean squares, as in the tutorial's code",
+    )
+    optimizer: Optimizer = _opt("lbfgs", "optimiser over the pixels")
+    lr: float = _opt(10.0, "Adam step size in 8-bit pixel levels (0-255 scale, as in the tutorial)", "LR")
+    iterations: int = _opt(200, "maximum number of optimisation steps", "N")
+    tolerance: float = _opt(
+        1e-5, "stop early once the loss changes by less than this fraction for 20 steps (0 = never)", "TOL"
+    )
+    init: str = _opt("content", "starting image: 'content', 'noise', 'style' or the path of an image", "INIT")
+    seed: int = _opt(0, "random seed (noise init); the same seed gives the same pixels on a CPU", "N")
+    device: Device = _opt("auto", "where to run: auto picks cuda, then mps, then cpu")
+
+    def __post_init__(self) -> None:
+        # Accept lists and comma-separated strings from Python callers too.
+        for name in ("content_layers", "style_layers"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = tuple(v.strip() for v in value.split(",") if v.strip())
+            object.__setattr__(self, name, tuple(value))
+        if self.style_layer_weights is not None:
+            object.__setattr__(self, "style_layer_weights", tuple(float(w) for w in self.style_layer_weights))
+        self.validate()
+
+    # ---------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise UsageError naming the option, what was expected and what was found."""
+        for f in fields(self):
+            choices = literal_choices(f.name)
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise UsageError(
+                    f"--{opt_name(f.name)} must be one of {', '.join(choices)}, not '{value}'"
+                    f"{did_you_mean(str(value), choices)}"
+                )
+        if not isinstance(self.size, int) or self.size < 1:
+            raise UsageError(f"--size must be a positive number of pixels, not {self.size!r}")
+        if self.size > MAX_SIZE:
+            raise UsageError(f"--size {self.size} is far too large: the most impasto accepts is {MAX_SIZE} px")
+        if not isinstance(self.iterations, int) or self.iterations < 1:
+            raise UsageError(f"--iterations must be at least 1, not {self.iterations!r}")
+        for name in ("content_weight", "style_weight", "tv_weight", "tolerance"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise UsageError(f"--{opt_name(name)} must be a finite number >= 0, not {value!r}")
+        for name in ("lr", "style_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise UsageError(f"--{opt_name(name)} must be a finite number > 0, not {value!r}")
+        if not self.content_layers:
+            raise UsageError("--content-layers needs at least one layer")
+        if not self.style_layers:
+            raise UsageError("--style-layers needs at least one layer")
+        from impasto.features import canonical
+
+        for layer in self.content_layers + self.style_layers:
+            canonical(layer, self.network)
+        if self.style_layer_weights is not None:
+            ws = self.style_layer_weights
+            if len(ws) != len(self.style_layers):
+                raise UsageError(
+                    f"--style-layer-weights has {len(ws)} values but --style-layers has {len(self.style_layers)} layers"
+                )
+            if any(not math.isfinite(w) or w < 0 for w in ws) or sum(ws) <= 0:
+                raise UsageError(f"--style-layer-weights must be finite, >= 0 and not all 0, not {','.join(map(str, ws))}")
+        if not isinstance(self.seed, int):
+            raise UsageError(f"--seed must be an integer, not {self.seed!r}")
+
+    @property
+    def normalized_style_layer_weights(self) -> tuple[float, ...]:
+        ws = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        total = sum(ws)
+        return tuple(w / total for w in ws)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> StyleConfig:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> StyleConfig:
+        """A preset's settings, with ``overrides`` (e.g. the options given on the command line) on top."""
+        if name not in PRESETS:
+            raise UsageError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+def opt_name(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def literal_choices(field_name: str) -> tuple[str, ...]:
+    """The allowed values of a ``Literal`` field, read from its annotation (never a hand-kept list)."""
+    hint = _HINTS.get(field_name)
+    return tuple(get_args(hint)) if hint is not None else ()
+
+
+_HINTS = {
+    "network": Network, "pooling": Pooling, "optimizer": Optimizer, "tv_norm": TVNorm,
+    "loss_normalization": Normalization, "device": Device,
+}  # fmt: skip
+
+
+def default_of(field_name: str) -> Any:
+    f = next(f for f in fields(StyleConfig) if f.name == field_name)
+    return f.default if f.default is not MISSING else None
+
+
+# The tutorial's code feeds 0-255 RGB pixels to a Caffe-style VGG-16 and adds
+# ``content + 0.1 * style``. Our VGG-16 takes ImageNet-normalised input, so its activations are
+# smaller by a factor k ~ 255 * std ~ 58 (the first convolution is linear, later layers nearly
+# scale-equivariant). The content term scales as k^2 and the Gram-based style term as k^4, so the
+# tutorial's balance ``content + b * style`` is ``content + b * k^2 * style`` here. Its TV term is
+# on 0-255 pixels (255x ours) and weighed against content (k^2): ``g * 255 / k^2``. Adam's step
+# (lr) is given in 0-255 levels, so the tutorial's LR = 30 carries over unchanged. The tutorial
+# sums its five style layers where impasto averages them (weights normalised to sum to 1): x5.
+_TUTORIAL_K2 = (255.0 * 0.226) ** 2
+_TUTORIAL_STYLE_LAYERS = 5
+PRESETS: dict[str, dict[str, Any]] = {
+    "tutorial": dict(
+        network="vgg16", content_layers=("conv4_2",),
+        style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
+        optimizer="adam", lr=30.0, init="noise", iterations=1000, tolerance=0.0,
+        content_weight=1.0, style_weight=0.1 * _TUTORIAL_STYLE_LAYERS * _TUTORIAL_K2, tv_weight=0.0, tv_norm="l1",
+        loss_normalization="mean",
+    ),
+    "tutorial-tv": dict(
+        network="vgg16", content_layers=("conv4_2",),
+        style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
+        optimizer="adam", lr=30.0, init="noise", iterations=500, tolerance=0.0,
+        content_weight=1.0, style_weight=1.0 * _TUTORIAL_STYLE_LAYERS * _TUTORIAL_K2, tv_weight=100.0 * 255.0 / _TUTORIAL_K2, tv_norm="l1",
+        loss_normalization="mean",
+    ),
+}  # fmt: skip

@@ -1,0 +1,70 @@
+import math
+from dataclasses import FrozenInstanceError, fields
+
+import pytest
+
+from impasto.config import PRESETS, StyleConfig, literal_choices
+from impasto.errors import UsageError
+
+
+def test_defaults_are_the_papers_layers():
+    c = StyleConfig()
+    assert c.network == "vgg19" and c.content_layers == ("conv4_2",)
+    assert c.style_layers == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    assert c.normalized_style_layer_weights == pytest.approx((0.2,) * 5)
+
+
+def test_frozen():
+    with pytest.raises(FrozenInstanceError):
+        StyleConfig().size = 3
+
+
+def test_layer_weights_are_normalised():
+    c = StyleConfig(style_layers="conv1_1,conv2_1", style_layer_weights=[1, 3])
+    assert c.style_layers == ("conv1_1", "conv2_1")
+    assert c.normalized_style_layer_weights == pytest.approx((0.25, 0.75))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"style_weight": -1.0}, "--style-weight must be a finite number >= 0"),
+        ({"content_weight": math.nan}, "--content-weight must be a finite number >= 0, not nan"),
+        ({"tv_weight": math.inf}, "--tv-weight"),
+        ({"lr": 0.0}, "--lr must be a finite number > 0"),
+        ({"size": 0}, "--size must be a positive"),
+        ({"size": 100_000}, "far too large"),
+        ({"iterations": 0}, "--iterations must be at least 1"),
+        ({"style_layers": ("conv1_1", "conv9_9")}, "unknown layer 'conv9_9'"),
+        ({"content_layers": ("conv4_3x",)}, "did you mean 'conv4_3'"),
+        ({"style_layer_weights": (1.0, 2.0)}, "has 2 values but --style-layers has 5"),
+        ({"style_layer_weights": (1.0, -2.0, 1, 1, 1)}, "--style-layer-weights must be finite, >= 0"),
+        ({"network": "vgg17"}, "--network must be one of vgg19, vgg16, not 'vgg17'"),
+        ({"optimizer": "sgd"}, "--optimizer must be one of lbfgs, adam"),
+        ({"network": "vgg16", "style_layers": ("conv3_4",)}, "unknown layer 'conv3_4' for vgg16"),
+    ],
+)
+def test_bad_values_raise_usage_errors(kwargs, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        StyleConfig(**kwargs)
+
+
+def test_literal_choices_come_from_annotations():
+    assert literal_choices("optimizer") == ("lbfgs", "adam")
+    assert literal_choices("size") == ()
+
+
+def test_presets_override_and_are_overridden():
+    t = StyleConfig.from_preset("tutorial")
+    assert (t.network, t.optimizer, t.init, t.iterations, t.tv_weight, t.lr) == ("vgg16", "adam", "noise", 1000, 0.0, 30.0)
+    tv = StyleConfig.from_preset("tutorial-tv")
+    assert tv.iterations == 500 and tv.tv_weight > 0
+    assert StyleConfig.from_preset("tutorial", iterations=5).iterations == 5
+    with pytest.raises(UsageError, match="did you mean 'tutorial'"):
+        StyleConfig.from_preset("tutorail")
+
+
+def test_every_preset_key_is_a_field():
+    names = {f.name for f in fields(StyleConfig)}
+    for preset in PRESETS.values():
+        assert set(preset) <= names
