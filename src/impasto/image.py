@@ -335,14 +335,17 @@ def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
     Raises:
         ValueError: ``size`` is not a positive integer, or the tensor is not 4-D.
     """
+    height, width = _spatial_size(image)
+    return resize_to(image, *long_side_size(height, width, size))
+
+
+def long_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """``(height, width)`` scaled so that the longer side is ``size``, as resize_long_side does."""
     if size < 1:
         raise ValueError(f"size must be at least 1 pixel, got {size}")
-    height, width = _spatial_size(image)
     if height >= width:
-        new_height, new_width = size, _scaled_side(width, size / height)
-    else:
-        new_height, new_width = _scaled_side(height, size / width), size
-    return resize_to(image, new_height, new_width)
+        return size, _scaled_side(width, size / height)
+    return _scaled_side(height, size / width), size
 
 
 def resize_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
