@@ -144,7 +144,7 @@ def test_corrupt_cache_is_detected_and_vgg19_rebuilds(tmp_path):
 
 def test_missing_vgg16_cache_names_the_fix(tmp_path):
     with pytest.raises(WeightsError, match="impasto weights fetch vgg16"):
-        verify_cached("vgg16", vgg16_home)
+        verify_cached("vgg16", tmp_path)
 
 
 def test_unknown_network():
