@@ -8,7 +8,7 @@ use the same object.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from impasto.errors import UsageError, did_you_mean
@@ -157,11 +157,6 @@ _HINTS = {
     "network": Network, "pooling": Pooling, "optimizer": Optimizer, "tv_norm": TVNorm,
     "loss_normalization": Normalization, "device": Device,
 }  # fmt: skip
-
-
-def default_of(field_name: str) -> Any:
-    f = next(f for f in fields(StyleConfig) if f.name == field_name)
-    return f.default if f.default is not MISSING else None
 
 
 # The tutorial's code feeds 0-255 RGB pixels to a Caffe-style VGG-16 and adds

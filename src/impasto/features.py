@@ -130,10 +130,6 @@ class VGGFeatures(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    @property
-    def min_input_size(self) -> int:
-        return min_input_size(self.requested, self.network)
-
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
         """sRGB [0, 1] -> what the weights were trained on (Caffe: BGR 0-255 minus the mean pixel)."""
         if self.input_convention == "caffe":
