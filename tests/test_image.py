@@ -3,22 +3,29 @@ writing atomically. Every test image is made here with Pillow/numpy; all are tin
 
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import png
 import pytest
+import tifffile
 import torch
-from PIL import Image, ImageCms, JpegImagePlugin
+from PIL import Image, ImageCms, JpegImagePlugin, PngImagePlugin
 
+import impasto
 from impasto.errors import ImpastoError, InputError, UsageError
 from impasto.image import (
     SUPPORTED_SAVE_EXTENSIONS,
     check_output_path,
     load_image,
+    read_metadata,
     resize_long_side,
     resize_to,
     save_image,
@@ -413,8 +420,12 @@ def test_resize_long_side_rounds_and_keeps_one_pixel() -> None:
 def test_resize_keeps_a_constant_image_constant() -> None:
     image = torch.full((1, 3, 37, 53), 0.37)
     for size in (20, 53, 80):
-        torch.testing.assert_close(resize_long_side(image, size), torch.full_like(
-            resize_long_side(image, size), 0.37), rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            resize_long_side(image, size),
+            torch.full_like(resize_long_side(image, size), 0.37),
+            rtol=0,
+            atol=1e-5,
+        )
 
 
 def test_resize_output_is_clamped() -> None:
@@ -582,8 +593,11 @@ def test_save_writes_through_a_temporary_file(
 
 
 @pytest.mark.parametrize(
-    ("failure", "expected"), [(OSError(28, "No space left on device"), ImpastoError),
-                              (RuntimeError("encoder bug"), RuntimeError)]
+    ("failure", "expected"),
+    [
+        (OSError(28, "No space left on device"), ImpastoError),
+        (RuntimeError("encoder bug"), RuntimeError),
+    ],
 )
 def test_failed_save_leaves_the_target_untouched(
     tmp_path: Path,
@@ -642,3 +656,376 @@ def test_snapshot_path(tmp_path: Path) -> None:
     assert snapshot_path(tmp_path / "my.result.jpg", 7) == tmp_path / "my.result_0007.jpg"
     with pytest.raises(ValueError):
         snapshot_path("out.png", -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# output files: 16-bit, sRGB profile, metadata
+# ---------------------------------------------------------------------------------------------
+
+
+def gradient(height: int = 6, width: int = 700) -> torch.Tensor:
+    """A smooth (1, 3, H, W) image with many more than 256 distinct values per channel."""
+    y, x = torch.meshgrid(
+        torch.linspace(0, 1, height, dtype=torch.float64),
+        torch.linspace(0, 1, width, dtype=torch.float64),
+        indexing="ij",
+    )
+    return torch.stack([x, 1 - x, (x + y) / 2]).unsqueeze(0).float()
+
+
+def stored_samples(path: Path) -> np.ndarray:
+    """The samples exactly as stored in a PNG or TIFF, (H, W, C), without Pillow."""
+    if path.suffix == ".png":
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        samples = np.vstack([np.asarray(row) for row in rows])
+        dtype = np.uint16 if info["bitdepth"] == 16 else np.uint8
+        return samples.reshape(height, width, info["planes"]).astype(dtype)
+    return tifffile.imread(path)
+
+
+def profile_description(icc_profile: bytes) -> str:
+    return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc_profile)))
+
+
+@pytest.mark.parametrize("extension", [".png", ".tif", ".tiff"])
+def test_16_bit_round_trip_keeps_full_precision(tmp_path: Path, extension: str) -> None:
+    image = gradient()
+    path = save_image(image, tmp_path / f"out{extension}", bit_depth=16)
+    samples = stored_samples(path)
+    assert samples.dtype == np.uint16 and samples.shape == (6, 700, 3)
+    for channel in range(3):  # far more levels than an 8-bit file can hold
+        assert len(np.unique(samples[..., channel])) > 256
+    expected = (image[0].permute(1, 2, 0).double() * 65535).round().numpy()
+    np.testing.assert_array_equal(samples, expected)  # round(x * 65535)
+
+    loaded = load_image(path)
+    check_tensor(loaded, 6, 700)
+    assert (loaded - image).abs().max() <= 1 / 65535
+    # Saved again, the loaded image gives the same file contents: no drift through 8 bits.
+    again = save_image(loaded, tmp_path / f"again{extension}", bit_depth=16)
+    np.testing.assert_array_equal(stored_samples(again), samples)
+
+
+@pytest.mark.parametrize("extension", [".png", ".tif"])
+def test_8_bit_file_cannot_meet_the_16_bit_bound(tmp_path: Path, extension: str) -> None:
+    image = gradient()
+    path = save_image(image, tmp_path / f"out{extension}")  # bit_depth=8
+    assert stored_samples(path).dtype == np.uint8
+    assert (load_image(path) - image).abs().max() > 1 / 65535
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_16_bit_values_are_rounded_and_clamped(tmp_path: Path, bit_depth: int) -> None:
+    values = torch.tensor([-0.5, 0.0, 0.3 / 65535, 0.7 / 65535, 0.5, 1.0, 7.0, float("nan")])
+    path = save_image(values.expand(1, 3, 1, -1), tmp_path / "out.png", bit_depth=bit_depth)
+    top = 2**bit_depth - 1
+    expected = [0, 0, 0, 1 if bit_depth == 16 else 0, round(0.5 * top), top, top, 0]
+    np.testing.assert_array_equal(stored_samples(path)[0, :, 1], expected)
+
+
+def write_16_bit_png(
+    path: Path, samples: np.ndarray, *, alpha: bool = False, exif: bytes = b""
+) -> None:
+    """A 16-bit PNG written without impasto: (H, W, C) uint16, optionally with an eXIf chunk."""
+    height, width, planes = samples.shape
+    writer = png.Writer(width, height, greyscale=planes < 3, alpha=alpha, bitdepth=16)
+    encoded = io.BytesIO()
+    writer.write(encoded, samples.reshape(height, -1).tolist())
+    header, *rest = png.Reader(bytes=encoded.getvalue()).chunks()
+    extra = [(b"eXIf", exif.removeprefix(b"Exif\0\0"))] if exif else []
+    with path.open("wb") as stream:
+        png.write_chunks(stream, [header, *extra, *rest])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16_bit_files_are_turned_like_8_bit_ones(tmp_path: Path, orientation: int) -> None:
+    pixels = random_rgb(3, 5, seed=orientation)
+    exif = exif_with_orientation(orientation)
+    Image.fromarray(pixels).save(tmp_path / "eight.png", exif=exif)
+    expected = load_image(tmp_path / "eight.png")  # Pillow's exif_transpose
+
+    wide = pixels.astype(np.uint16) * 257  # the same values in 16 bits
+    write_16_bit_png(tmp_path / "sixteen.png", wide, exif=exif.tobytes())
+    tifffile.imwrite(
+        tmp_path / "sixteen.tif",
+        wide,
+        photometric="rgb",
+        extratags=[(0x0112, 3, 1, orientation, True)],
+    )
+    for name in ("sixteen.png", "sixteen.tif"):
+        torch.testing.assert_close(load_image(tmp_path / name), expected, rtol=0, atol=0)
+
+
+def test_16_bit_alpha_is_composited_over_white(tmp_path: Path) -> None:
+    rgba = np.array([[[65535, 0, 0, 32768], [0, 1, 2, 65535], [5, 5, 5, 0]]], dtype=np.uint16)
+    a = 32768 / 65535
+    expected = torch.tensor([[1.0, 1 - a, 1 - a], [0, 1 / 65535, 2 / 65535], [1.0, 1.0, 1.0]])
+    write_16_bit_png(tmp_path / "rgba.png", rgba, alpha=True)
+    tifffile.imwrite(
+        tmp_path / "straight.tif", rgba, photometric="rgb", extrasamples=["unassalpha"]
+    )
+    premultiplied = rgba.copy()
+    premultiplied[0, 0, 0] = 32768  # 1.0 * a
+    tifffile.imwrite(
+        tmp_path / "premultiplied.tif",
+        premultiplied,
+        photometric="rgb",
+        extrasamples=["assocalpha"],
+    )
+    for name in ("rgba.png", "straight.tif", "premultiplied.tif"):
+        loaded = load_image(tmp_path / name)
+        check_tensor(loaded, 1, 3)
+        torch.testing.assert_close(loaded[0, :, 0].T, expected, rtol=0, atol=1e-6)
+
+
+def test_16_bit_gray_with_alpha_png(tmp_path: Path) -> None:
+    write_16_bit_png(
+        tmp_path / "la.png", np.array([[[1000, 65535], [9, 0]]], dtype=np.uint16), alpha=True
+    )
+    loaded = load_image(tmp_path / "la.png")
+    torch.testing.assert_close(loaded[0, :, 0].T, torch.tensor([[1000 / 65535] * 3, [1.0] * 3]))
+
+
+def test_16_bit_file_in_another_colour_space_is_converted(tmp_path: Path) -> None:
+    # Colour management needs Pillow's 8-bit path; right colours matter more than precision.
+    path = tmp_path / "linear.tif"
+    gray = np.full((1, 3, 3), 32768, dtype=np.uint16)
+    tifffile.imwrite(path, gray, photometric="rgb", iccprofile=linear_rgb_icc_profile())
+    expected_mid = 255 * srgb_encode(0.5)  # ~188: a loader that ignores the profile gives 128
+    assert abs(as_levels(load_image(path)) - expected_mid).max() <= 2
+
+
+@pytest.mark.parametrize("extension", [".png", ".tif"])
+def test_truncated_16_bit_file(tmp_path: Path, extension: str) -> None:
+    whole = save_image(torch.rand(1, 3, 64, 64), tmp_path / f"whole{extension}", bit_depth=16)
+    path = tmp_path / f"truncated{extension}"
+    path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(InputError) as error:
+        load_image(path)
+    assert_input_error(error, path, "could not be read as an image: ")
+
+
+@pytest.mark.parametrize(
+    ("extension", "bit_depth"),
+    [(".png", 8), (".png", 16), (".tif", 8), (".tif", 16), (".jpg", 8), (".webp", 8)],
+)
+def test_srgb_profile_is_embedded(tmp_path: Path, extension: str, bit_depth: int) -> None:
+    path = save_image(torch.rand(1, 3, 4, 5), tmp_path / f"out{extension}", bit_depth=bit_depth)
+    with Image.open(path) as img:
+        icc_profile = img.info.get("icc_profile")
+    assert icc_profile
+    assert "sRGB" in profile_description(icc_profile)
+    if extension == ".tif":  # the InterColorProfile tag, as other TIFF readers see it
+        with tifffile.TiffFile(path) as tiff:
+            assert tiff.pages[0].tags["InterColorProfile"].value == icc_profile
+
+
+def test_16_bit_png_chunks_are_in_order(tmp_path: Path) -> None:
+    path = save_image(torch.rand(1, 3, 4, 5), tmp_path / "out.png", bit_depth=16, metadata={})
+    names = [name for name, _ in png.Reader(filename=str(path)).chunks()]
+    assert names[0] == b"IHDR" and names[-1] == b"IEND"
+    assert names.index(b"iCCP") < names.index(b"IDAT")  # where the PNG specification wants it
+    assert {b"tEXt", b"iTXt"} <= set(names)
+
+
+METADATA = {
+    "content": "photo.jpg",
+    "style": ["starry night.jpg", "the scream.png"],
+    "style_weight": 1e6,
+    "seed": 0,
+    "size": [512, 384],
+    "title": "Café ✓ 日本",  # non-ASCII must survive every format
+    "nested": {"layers": {"conv4_2": 1.0}, "tv": None, "flag": True},
+}
+
+
+@pytest.mark.parametrize(
+    ("extension", "bit_depth"),
+    [
+        (".png", 8),
+        (".png", 16),
+        (".tif", 8),
+        (".tiff", 16),
+        (".jpg", 8),
+        (".jpeg", 8),
+        (".webp", 8),
+    ],
+)
+def test_metadata_round_trips(tmp_path: Path, extension: str, bit_depth: int) -> None:
+    path = save_image(
+        torch.rand(1, 3, 8, 8), tmp_path / f"out{extension}", bit_depth=bit_depth, metadata=METADATA
+    )
+    assert read_metadata(path) == METADATA
+    assert read_metadata(str(path)) == METADATA
+
+
+@pytest.mark.parametrize(
+    ("extension", "bit_depth"), [(".png", 8), (".png", 16), (".tif", 8), (".tif", 16)]
+)
+def test_metadata_is_where_other_tools_look(tmp_path: Path, extension: str, bit_depth: int) -> None:
+    path = save_image(
+        torch.rand(1, 3, 4, 4), tmp_path / f"out{extension}", bit_depth=bit_depth, metadata={"a": 1}
+    )
+    software = f"impasto {impasto.__version__}"
+    with Image.open(path) as img:
+        if extension == ".png":
+            assert img.text["Software"] == software  # type: ignore[attr-defined]
+            assert json.loads(img.text["impasto"]) == {"a": 1}  # type: ignore[attr-defined]
+        else:
+            assert img.tag_v2[0x0131] == software  # type: ignore[attr-defined]
+            assert json.loads(img.tag_v2[0x010E]) == {"a": 1}  # type: ignore[attr-defined]
+    if extension == ".png":
+        chunks = dict(png.Reader(filename=str(path)).chunks())
+        assert chunks[b"tEXt"] == b"Software\0" + software.encode()
+        assert chunks[b"iTXt"].startswith(b"impasto\0\0\0\0\0")  # uncompressed, no language
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".webp"])
+def test_software_tag_in_exif(tmp_path: Path, extension: str) -> None:
+    path = save_image(torch.rand(1, 3, 4, 4), tmp_path / f"out{extension}", metadata={"a": 1})
+    with Image.open(path) as img:
+        assert img.getexif()[0x0131] == f"impasto {impasto.__version__}"
+        if extension == ".jpg":
+            assert json.loads(img.info["comment"]) == {"a": 1}
+
+
+@pytest.mark.parametrize("extension", [".png", ".tif", ".jpg", ".webp", ".bmp"])
+def test_file_without_metadata_gives_none(tmp_path: Path, extension: str) -> None:
+    # Written by impasto without metadata, and written by something else (a "photo").
+    assert read_metadata(save_image(torch.rand(1, 3, 4, 4), tmp_path / f"out{extension}")) is None
+    photo = tmp_path / f"photo{extension}"
+    Image.fromarray(random_rgb()).save(photo)
+    assert read_metadata(photo) is None
+
+
+def test_bmp_stores_no_metadata(tmp_path: Path) -> None:
+    path = save_image(torch.rand(1, 3, 4, 4), tmp_path / "out.bmp", metadata={"a": 1})
+    assert read_metadata(path) is None
+    check_tensor(load_image(path), 4, 4)
+
+
+def test_foreign_or_broken_metadata_gives_none(tmp_path: Path) -> None:
+    # JSON in generic fields, but not written by impasto: not taken for impasto's metadata.
+    Image.fromarray(random_rgb()).save(tmp_path / "commented.jpg", comment='{"a": 1}')
+    tifffile.imwrite(tmp_path / "shaped.tif", random_rgb(), photometric="rgb")  # '{"shape": ...}'
+    # impasto's own keyword, but not a JSON object.
+    for name, text in [("not_json.png", "{not json"), ("a_list.png", "[1, 2]"), ("empty.png", "")]:
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("impasto", text)
+        Image.fromarray(random_rgb()).save(tmp_path / name, pnginfo=info)
+    for path in sorted(tmp_path.iterdir()):
+        assert read_metadata(path) is None, path.name
+
+
+def test_read_metadata_user_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.png"
+    with pytest.raises(InputError) as error:
+        read_metadata(missing)
+    assert str(error.value) == f"image '{missing}' does not exist"
+    with pytest.raises(InputError) as error:
+        read_metadata(tmp_path)
+    assert_input_error(error, tmp_path, "is a folder, not an image")
+    text = tmp_path / "notes.png"
+    text.write_text("hello, this is plain text\n")
+    with pytest.raises(InputError) as error:
+        read_metadata(text, what="init image")
+    assert_input_error(error, text, "could not be read as an image: ")
+    assert str(error.value).startswith("init image '")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(save_image(torch.rand(1, 3, 32, 32), tmp_path / "ok.png").read_bytes()[:60])
+    with pytest.raises(InputError) as error:
+        read_metadata(corrupt)
+    assert_input_error(error, corrupt, "could not be read as an image: ")
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".jpeg", ".webp", ".bmp", ".JPG"])
+def test_16_bit_needs_png_or_tiff(tmp_path: Path, extension: str) -> None:
+    target = tmp_path / f"out{extension}"
+    with pytest.raises(UsageError) as error:
+        save_image(torch.rand(1, 3, 4, 4), target, bit_depth=16)
+    message = str(error.value)
+    assert "16-bit" in message and "PNG" in message and "TIFF" in message
+    assert ".png" in message and ".tif" in message and str(target) in message
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file
+    with pytest.raises(UsageError, match="16-bit"):  # refused early, before any work
+        check_output_path(target, bit_depth=16)
+
+
+@pytest.mark.parametrize("bit_depth", [0, 1, 12, 32, True])
+def test_bit_depth_must_be_8_or_16(tmp_path: Path, bit_depth: int) -> None:
+    with pytest.raises(UsageError, match="bit depth must be 8 or 16"):
+        save_image(torch.rand(1, 3, 4, 4), tmp_path / "out.png", bit_depth=bit_depth)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"path": Path("x.png")}, ValueError),
+        ({"loss": float("nan")}, ValueError),
+        (["not", "a", "mapping"], TypeError),
+    ],
+)
+def test_metadata_must_be_json(tmp_path: Path, metadata: object, expected: type[Exception]) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+    with pytest.raises(expected, match="metadata"):
+        save_image(torch.rand(1, 3, 4, 4), target, metadata=metadata)  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_too_much_metadata_for_a_jpeg_comment(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="JPEG comment"):
+        save_image(torch.rand(1, 3, 4, 4), tmp_path / "out.jpg", metadata={"x": "a" * 70_000})
+    assert list(tmp_path.iterdir()) == []
+
+
+def spy_or_fail_16_bit_writer(
+    monkeypatch: pytest.MonkeyPatch, extension: str, call: object
+) -> None:
+    """Replace the library function that writes a 16-bit PNG or TIFF with ``call``."""
+    module, name = (png, "write_chunks") if extension == ".png" else (tifffile, "imwrite")
+    monkeypatch.setattr(module, name, functools.partial(call, getattr(module, name)))
+
+
+@pytest.mark.parametrize("extension", [".png", ".tif"])
+def test_16_bit_save_writes_through_a_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extension: str
+) -> None:
+    target = tmp_path / f"out{extension}"
+    target.write_bytes(b"old")
+    seen: list[tuple[bytes, list[str]]] = []
+
+    def spying(real: Callable[..., object], *args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)
+        seen.append((target.read_bytes(), sorted(p.name for p in tmp_path.iterdir())))
+        return result
+
+    spy_or_fail_16_bit_writer(monkeypatch, extension, spying)
+    save_image(torch.rand(1, 3, 4, 4), target, bit_depth=16)
+    [(old_content, names)] = seen
+    assert old_content == b"old"  # while encoding, the target still holds the old file
+    [part] = [name for name in names if name != target.name]
+    assert part.startswith(f".{target.name}") and part.endswith(".part")
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    assert stored_samples(target).dtype == np.uint16
+
+
+@pytest.mark.parametrize("extension", [".png", ".tif"])
+def test_failed_16_bit_save_leaves_the_target_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extension: str
+) -> None:
+    target = save_image(torch.rand(1, 3, 4, 4), tmp_path / f"out{extension}", bit_depth=16)
+    before = target.read_bytes()
+
+    def failing(real: object, stream: io.BufferedWriter, *args: object, **kwargs: object) -> None:
+        stream.write(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    spy_or_fail_16_bit_writer(monkeypatch, extension, failing)
+    with pytest.raises(ImpastoError, match="No space left") as error:
+        save_image(torch.rand(1, 3, 4, 4), target, bit_depth=16)
+    assert not isinstance(error.value, UsageError)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no '.part' left behind
