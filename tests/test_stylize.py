@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from impasto import StyleConfig, stylize
+from impasto.errors import InputError, UsageError
 from impasto.features import VGGFeatures
 from impasto.image import load_image, resize_long_side
 from impasto.losses import gram_matrix
@@ -103,3 +104,190 @@ def test_tutorial_preset_runs_end_to_end_on_vgg16(small_pair, vgg16_home):
     assert seen[-1].losses["tv"] == 0.0
     tv = stylize(content, style, StyleConfig.from_preset("tutorial-tv", size=64, iterations=3), cache=home)
     assert tv.shape == out.shape
+
+
+# ---------------------------------------------------------------------------------------------
+# Creative controls: several styles, colours, regions, style statistics, resume.
+
+
+@pytest.fixture(scope="module")
+def wave():
+    from tests.conftest import EXAMPLES
+
+    return resize_long_side(load_image(EXAMPLES / "great_wave.jpg"), 96)
+
+
+def test_blend_weights_one_and_zero_give_that_style_alone(small_pair, wave, weights_home):
+    content, starry = small_pair
+    cfg = StyleConfig(size=64, iterations=6)
+    alone = stylize(content, starry, cfg, cache=weights_home)
+    blended = stylize(content, [starry, wave], cfg.replace(style_blend=(1, 0)), cache=weights_home)
+    other = stylize(content, [starry, wave], cfg.replace(style_blend=(0, 1)), cache=weights_home)
+    assert torch.allclose(alone, blended, atol=1e-6)
+    assert not torch.allclose(alone, other, atol=1e-3)
+
+
+def test_an_even_blend_lies_between_the_two_styles(small_pair, wave, weights_home):
+    content, starry = small_pair
+    cfg = StyleConfig(size=96, iterations=60, tolerance=0)
+    net = VGGFeatures("vgg19", STYLE_LAYERS, cache=weights_home)
+    outs = {w: stylize(content, [starry, wave], cfg.replace(style_blend=w), cache=weights_home) for w in [(1, 0), (0.5, 0.5), (0, 1)]}
+    with torch.no_grad():
+        to_starry = {w: _gram_distance(net, o, starry) for w, o in outs.items()}
+        to_wave = {w: _gram_distance(net, o, wave) for w, o in outs.items()}
+    assert to_starry[(1, 0)] < to_starry[(0.5, 0.5)] < to_starry[(0, 1)], to_starry
+    assert to_wave[(0, 1)] < to_wave[(0.5, 0.5)] < to_wave[(1, 0)], to_wave
+
+
+def test_blend_and_scales_must_fit_the_number_of_styles(small_pair, wave, weights_home):
+    content, starry = small_pair
+    with pytest.raises(UsageError, match="--style-blend has 3 weights for 2 style images"):
+        stylize(content, [starry, wave], StyleConfig(size=64, style_blend=(1, 1, 1)), cache=weights_home)
+    with pytest.raises(UsageError, match="--style-scale has 3 values for 2 style images"):
+        stylize(content, [starry, wave], StyleConfig(size=64, style_scale=(1, 1, 1)), cache=weights_home)
+
+
+def _chroma(x):
+    from impasto.color import rgb_to_yiq
+
+    return rgb_to_yiq(x)[:, 1:]
+
+
+def test_colors_luminance_keeps_the_photos_colours_and_takes_the_texture(small_pair, weights_home):
+    content, style = small_pair
+    cfg = StyleConfig(size=96, iterations=60, tolerance=0)
+    plain = stylize(content, style, cfg, cache=weights_home)
+    kept = stylize(content, style, cfg.replace(colors="luminance"), cache=weights_home)
+    # Colour: the mean colour and the chroma of every pixel are the photo's (up to the clamp).
+    assert (kept.mean((2, 3)) - content.mean((2, 3))).abs().max() < 0.03
+    assert (_chroma(kept) - _chroma(content)).abs().mean() < 0.02
+    assert (_chroma(plain) - _chroma(content)).abs().mean() > 2 * (_chroma(kept) - _chroma(content)).abs().mean()
+    # Texture: the luminance moved toward the style's, as in a plain run.
+    from impasto.color import luminance
+
+    net = VGGFeatures("vgg19", STYLE_LAYERS, cache=weights_home)
+    with torch.no_grad():
+        before = _gram_distance(net, luminance(content), luminance(style))
+        after = _gram_distance(net, luminance(kept), luminance(style))
+    assert after < 0.7 * before, (before, after)
+
+
+def test_colors_match_keeps_the_photos_palette(small_pair, weights_home):
+    content, style = small_pair
+    cfg = StyleConfig(size=96, iterations=60, tolerance=0)
+    plain = stylize(content, style, cfg, cache=weights_home)
+    matched = stylize(content, style, cfg.replace(colors="match"), cache=weights_home)
+    gap = lambda x: float((x.mean((2, 3)) - content.mean((2, 3))).abs().max())  # noqa: E731
+    assert gap(matched) < 0.04 and gap(matched) < gap(plain) / 2, (gap(matched), gap(plain))
+    assert (matched - content).abs().mean() > 0.03  # and it is not just the photo
+
+
+def _half_masks(h, w):
+    left = torch.zeros(1, 3, h, w)
+    left[..., : w // 2] = 1
+    return left
+
+
+def test_regions_each_style_matches_inside_its_region_and_not_outside(small_pair, wave, weights_home):
+    """Starry Night left, the Great Wave right: each half's Gram statistics are closer to its
+    own style's than to the other's, and the other way round with the mask flipped."""
+    content, starry = small_pair
+    h, w = content.shape[-2:]
+    mask = _half_masks(h, w)
+    cfg = StyleConfig(size=96, iterations=80, tolerance=0, style_weight=10)
+    out = stylize(content, [starry, wave], cfg, content_masks=[mask], cache=weights_home)
+    flipped = stylize(content, [starry, wave], cfg, content_masks=[1 - mask], cache=weights_home)
+    net = VGGFeatures("vgg19", STYLE_LAYERS, cache=weights_home)
+    left, right = (slice(None), slice(None), slice(None), slice(0, w // 2)), (slice(None), slice(None), slice(None), slice(w // 2, None))
+    with torch.no_grad():
+        d = lambda img, side, style: _gram_distance(net, img[side], style)  # noqa: E731
+        assert d(out, left, starry) < d(out, left, wave)
+        assert d(out, right, wave) < d(out, right, starry)
+        assert d(flipped, left, wave) < d(flipped, left, starry)
+        assert d(flipped, right, starry) < d(flipped, right, wave)
+        # Region by region, the matched style is nearer than in the flipped run.
+        assert d(out, left, starry) < d(flipped, left, starry)
+        assert d(out, right, wave) < d(flipped, right, wave)
+
+
+def test_one_style_one_mask_leaves_the_rest_of_the_photo(small_pair, weights_home):
+    content, starry = small_pair
+    h, w = content.shape[-2:]
+    cfg = StyleConfig(size=96, iterations=40, tolerance=0)
+    out = stylize(content, starry, cfg, content_masks=[_half_masks(h, w)], cache=weights_home)
+    changed_left = (out - content)[..., : w // 2 - 8].abs().mean()
+    changed_right = (out - content)[..., w // 2 + 8 :].abs().mean()
+    assert changed_left > 3 * changed_right
+
+
+def test_bad_masks_are_clear_errors(small_pair, wave, weights_home):
+    content, starry = small_pair
+    h, w = content.shape[-2:]
+    cfg = StyleConfig(size=64, iterations=1)
+    with pytest.raises(InputError, match=r"content mask 1 is 40x10 px but the content image is 96x96 px"):
+        stylize(content, starry, cfg, content_masks=[torch.ones(1, 3, 10, 40)], cache=weights_home)
+    with pytest.raises(InputError, match="content mask 1 has no white pixels"):
+        stylize(content, starry, cfg, content_masks=[torch.zeros(1, 3, h, w)], cache=weights_home)
+    with pytest.raises(InputError, match="3 content masks for 2 style images"):
+        stylize(content, [starry, wave], cfg, content_masks=[torch.ones(1, 3, h, w)] * 3, cache=weights_home)
+    with pytest.raises(InputError, match="1 style masks for 2 style images"):
+        stylize(content, [starry, wave], cfg, style_masks=[torch.ones(1, 3, 96, 96)], cache=weights_home)
+    speck = torch.zeros(1, 3, h, w)
+    speck[..., :3, :3] = 1
+    with pytest.raises(InputError, match=r"the region of style 1 is too small for conv\d_1"):
+        stylize(content, starry, cfg, content_masks=[speck], cache=weights_home)
+
+
+def test_a_style_mask_takes_the_statistics_from_its_region(small_pair, weights_home):
+    """Style = Starry Night's left half beside a flat grey right half: with the style mask on the
+    painted half, the result is as near the painting as with the painting alone."""
+    content, starry = small_pair
+    h, w = starry.shape[-2:]
+    half_grey = starry.clone()
+    half_grey[..., w // 2 :] = 0.5
+    mask = _half_masks(h, w)
+    cfg = StyleConfig(size=96, iterations=60, tolerance=0)
+    net = VGGFeatures("vgg19", STYLE_LAYERS, cache=weights_home)
+    painted = starry[..., : w // 2]
+    masked = stylize(content, half_grey, cfg, style_masks=[mask], cache=weights_home)
+    unmasked = stylize(content, half_grey, cfg, cache=weights_home)
+    with torch.no_grad():
+        assert _gram_distance(net, masked, painted) < _gram_distance(net, unmasked, painted)
+
+
+@pytest.mark.parametrize("kind", ["meancov", "histogram"])
+def test_other_style_statistics_reduce_their_loss_and_move_toward_the_style(small_pair, weights_home, kind):
+    content, style = small_pair
+    seen = []
+    cfg = StyleConfig(size=96, iterations=60, tolerance=0, style_loss=kind)
+    out = stylize(content, style, cfg, on_progress=seen.append, cache=weights_home)
+    assert seen[-1].losses["style"] < seen[0].losses["style"] / 3
+    net = VGGFeatures("vgg19", STYLE_LAYERS, cache=weights_home)
+    with torch.no_grad():
+        assert _gram_distance(net, out, style) < 0.7 * _gram_distance(net, content, style)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.parametrize("how", ["ctrl-c", "killed"])
+def test_resume_reaches_the_pixels_of_an_uninterrupted_run(small_pair, weights_home, tmp_path, optimizer, how):
+    """Ctrl-C checkpoints where it stops; a killed process leaves the last periodic checkpoint.
+    Either way the resumed run ends on the uninterrupted run's pixels."""
+    from impasto.checkpoint import load_checkpoint
+    from impasto.stylize import resume
+
+    content, style = small_pair
+    cfg = StyleConfig(size=64, iterations=20, tolerance=0, optimizer=optimizer, colors="luminance")
+    whole = stylize(content, style, cfg, cache=weights_home)
+    ckpt = tmp_path / "out.png.ckpt"
+
+    def stop_at_13(p):
+        if p.step == 13:
+            raise KeyboardInterrupt if how == "ctrl-c" else SystemExit(9)
+
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        stylize(content, style, cfg, on_progress=stop_at_13, cache=weights_home, checkpoint=ckpt, checkpoint_every=5)
+    assert load_checkpoint(ckpt)["state"]["step"] == (13 if how == "ctrl-c" else 10)
+    steps = []
+    resumed = resume(ckpt, on_progress=lambda p: steps.append(p.step), cache=weights_home)
+    assert steps[0] == (14 if how == "ctrl-c" else 11) and steps[-1] == 20
+    assert torch.allclose(resumed, whole, atol=1e-5), float((resumed - whole).abs().max())

@@ -18,6 +18,8 @@ Pooling = Literal["max", "avg"]
 Optimizer = Literal["lbfgs", "adam"]
 TVNorm = Literal["l1", "l2"]
 Normalization = Literal["relative", "mean"]
+Colors = Literal["style", "luminance", "match"]
+StyleLossKind = Literal["gram", "meancov", "histogram"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 INIT_CHOICES = ("content", "noise", "style")
 
@@ -35,8 +37,24 @@ class StyleConfig:
     """How to stylize: image size, network and layers, loss weights, optimiser, initialisation."""
 
     size: int = _opt(512, "long side of the output in pixels", "PX")
-    style_scale: float = _opt(
-        1.0, "size of the style image relative to the output (long side); smaller = finer brushwork", "X"
+    style_scale: tuple[float, ...] = _opt(
+        (1.0,),
+        "size of each style image relative to the output (long side); smaller = finer brushwork; "
+        "one value for all styles or one per style",
+        "X[,X...]",
+    )
+    style_blend: tuple[float, ...] | None = _opt(
+        None, "weight of each style image when several are given, normalised to sum to 1", "W,W,..."
+    )
+    colors: Colors = _opt(
+        "style",
+        "colours of the result: 'style' (the painting's), 'luminance' (transfer on luminance, keep the "
+        "photo's colours) or 'match' (give the painting the photo's palette first)",
+    )
+    style_loss: StyleLossKind = _opt(
+        "gram",
+        "style statistics: 'gram' (the paper's), 'meancov' (Wasserstein distance of feature means and "
+        "covariances) or 'histogram' (feature histograms, sliced)",
     )
     network: Network = _opt("vgg19", "pretrained network that defines content and style")
     pooling: Pooling = _opt("max", "pooling inside the network ('avg' gives smoother results, as in the paper)")
@@ -75,8 +93,12 @@ class StyleConfig:
             if isinstance(value, str):
                 value = tuple(v.strip() for v in value.split(",") if v.strip())
             object.__setattr__(self, name, tuple(value))
-        if self.style_layer_weights is not None:
-            object.__setattr__(self, "style_layer_weights", tuple(float(w) for w in self.style_layer_weights))
+        for name in ("style_layer_weights", "style_blend", "style_scale"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)):
+                value = (value,)
+            if value is not None:
+                object.__setattr__(self, name, tuple(_as_float(name, v) for v in value))
         self.validate()
 
     # ---------------------------------------------------------------------------------------
@@ -100,10 +122,14 @@ class StyleConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise UsageError(f"--{opt_name(name)} must be a finite number >= 0, not {value!r}")
-        for name in ("lr", "style_scale"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise UsageError(f"--{opt_name(name)} must be a finite number > 0, not {value!r}")
+        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise UsageError(f"--lr must be a finite number > 0, not {self.lr!r}")
+        if not self.style_scale or any(not math.isfinite(v) or v <= 0 for v in self.style_scale):
+            raise UsageError(f"--style-scale must be numbers > 0, not {_join(self.style_scale)}")
+        if self.style_blend is not None and (
+            any(not math.isfinite(w) or w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0
+        ):
+            raise UsageError(f"--style-blend must be finite, >= 0 and not all 0, not {_join(self.style_blend)}")
         if not self.content_layers:
             raise UsageError("--content-layers needs at least one layer")
         if not self.style_layers:
@@ -119,7 +145,7 @@ class StyleConfig:
                     f"--style-layer-weights has {len(ws)} values but --style-layers has {len(self.style_layers)} layers"
                 )
             if any(not math.isfinite(w) or w < 0 for w in ws) or sum(ws) <= 0:
-                raise UsageError(f"--style-layer-weights must be finite, >= 0 and not all 0, not {','.join(map(str, ws))}")
+                raise UsageError(f"--style-layer-weights must be finite, >= 0 and not all 0, not {_join(ws)}")
         if not isinstance(self.seed, int):
             raise UsageError(f"--seed must be an integer, not {self.seed!r}")
 
@@ -128,6 +154,24 @@ class StyleConfig:
         ws = self.style_layer_weights or (1.0,) * len(self.style_layers)
         total = sum(ws)
         return tuple(w / total for w in ws)
+
+    def style_weights_for(self, n_styles: int) -> tuple[float, ...]:
+        """--style-blend for ``n_styles`` style images, normalised to sum to 1 (default: equal)."""
+        ws = self.style_blend or (1.0,) * n_styles
+        if len(ws) != n_styles:
+            raise UsageError(f"--style-blend has {len(ws)} weights for {n_styles} style image{'s' * (n_styles != 1)}")
+        total = sum(ws)
+        return tuple(w / total for w in ws)
+
+    def style_scales_for(self, n_styles: int) -> tuple[float, ...]:
+        """--style-scale per style image: one value for all, or one each."""
+        if len(self.style_scale) == 1:
+            return self.style_scale * n_styles
+        if len(self.style_scale) != n_styles:
+            raise UsageError(
+                f"--style-scale has {len(self.style_scale)} values for {n_styles} style images; give one for all or one each"
+            )
+        return self.style_scale
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +187,17 @@ class StyleConfig:
         return cls(**{**PRESETS[name], **overrides})
 
 
+def _as_float(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{opt_name(name)} must be numbers, not {value!r}") from None
+
+
+def _join(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
 def opt_name(field_name: str) -> str:
     return field_name.replace("_", "-")
 
@@ -155,7 +210,7 @@ def literal_choices(field_name: str) -> tuple[str, ...]:
 
 _HINTS = {
     "network": Network, "pooling": Pooling, "optimizer": Optimizer, "tv_norm": TVNorm,
-    "loss_normalization": Normalization, "device": Device,
+    "loss_normalization": Normalization, "device": Device, "colors": Colors, "style_loss": StyleLossKind,
 }  # fmt: skip
 
 

@@ -14,12 +14,22 @@ tutorial's code (``reduce_mean`` everywhere, Gram / (H*W*C)).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from impasto.statistics import StyleStatistic
+
 TVNorm = Literal["l1", "l2"]
+
+
+def get_statistic(name: str) -> StyleStatistic:
+    from impasto.statistics import get_statistic
+
+    return get_statistic(name)
 
 
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -95,42 +105,75 @@ class ContentLoss(nn.Module):
             self.register_buffer(f"scale{i}", scale.to(t.device) / len(targets), persistent=False)
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        total = torch.zeros((), device=getattr(self, "target0").device)
+        total = torch.zeros((), device=self.target0.device)
         for i, name in enumerate(self.layers):
             total = total + getattr(self, f"scale{i}") * content_loss(features[name], getattr(self, f"target{i}"))
         return total
 
 
-class StyleLoss(nn.Module):
-    """Weighted sum over layers of the Gram-matrix style loss, against fixed target Grams.
+@dataclass
+class StyleTarget:
+    """What one style asks of one region of the output.
 
+    ``stats`` maps each style layer to the style image's statistics there (several styles
+    blended into one, or one style's); ``masks`` maps each layer to the output region at that
+    layer's resolution, (1, 1, h, w) in [0, 1] (None: everywhere); ``weight`` scales the term.
+    """
+
+    stats: dict[str, dict[str, torch.Tensor]]
+    masks: dict[str, torch.Tensor] | None = None
+    weight: float = 1.0
+
+
+class StyleLoss(nn.Module):
+    """Sum over targets (regions) and layers of weight x layer weight x style distance.
+
+    The distance is that of ``statistic`` (``impasto.statistics``: Gram matrices by default).
     ``layer_weights`` are used as given; the caller normalises them (impasto: to sum to 1).
-    With ``relative=True`` each layer's error is divided by the mean square of its target Gram.
+    With ``relative=True`` each layer's error is divided by the size of its target's statistics.
     """
 
     def __init__(
-        self, target_grams: Mapping[str, torch.Tensor], layer_weights: Sequence[float], *, relative: bool = True
+        self,
+        targets: Sequence[StyleTarget],
+        layer_weights: Mapping[str, float],
+        *,
+        statistic: str | StyleStatistic = "gram",
+        relative: bool = True,
     ) -> None:
         super().__init__()
-        if len(layer_weights) != len(target_grams):
-            raise ValueError(f"{len(target_grams)} style layers but {len(layer_weights)} weights")
-        self.layers = list(target_grams)
-        for i, (g, w) in enumerate(zip(target_grams.values(), layer_weights)):
-            self.register_buffer(f"gram{i}", g.detach().float(), persistent=False)
-            scale = relative_scale(g) if relative else torch.ones(())
-            self.register_buffer(f"scale{i}", float(w) * scale.to(g.device), persistent=False)
+        self.statistic = get_statistic(statistic) if isinstance(statistic, str) else statistic
+        self.targets = list(targets)
+        self.layer_weights = dict(layer_weights)
+        self.relative = relative
+        for t in self.targets:
+            if set(t.stats) != set(self.layer_weights):
+                raise ValueError(f"targets for layers {sorted(t.stats)} but weights for {sorted(self.layer_weights)}")
 
     @classmethod
     def from_features(
-        cls, features: Mapping[str, torch.Tensor], layer_weights: Sequence[float], *, relative: bool = True
+        cls,
+        features: Mapping[str, torch.Tensor],
+        layer_weights: Sequence[float],
+        *,
+        statistic: str = "gram",
+        relative: bool = True,
     ) -> StyleLoss:
+        """One style everywhere: targets from one image's features."""
+        if len(layer_weights) != len(features):
+            raise ValueError(f"{len(features)} style layers but {len(layer_weights)} weights")
+        stat = get_statistic(statistic)
         with torch.no_grad():
-            return cls({name: gram_matrix(f) for name, f in features.items()}, layer_weights, relative=relative)
+            stats = {name: stat.of(f) for name, f in features.items()}
+        return cls([StyleTarget(stats)], dict(zip(features, layer_weights)), statistic=stat, relative=relative)
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        total = torch.zeros((), device=getattr(self, "gram0").device)
-        for i, name in enumerate(self.layers):
-            total = total + getattr(self, f"scale{i}") * style_loss(gram_matrix(features[name]), getattr(self, f"gram{i}"))
+        total = torch.zeros((), device=next(iter(features.values())).device)
+        for t in self.targets:
+            for name, w in self.layer_weights.items():
+                mask = t.masks[name] if t.masks is not None else None
+                d = self.statistic.distance(features[name], t.stats[name], mask, relative=self.relative)
+                total = total + (t.weight * w) * d
         return total
 
 

@@ -7,10 +7,12 @@ prints.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -38,6 +40,9 @@ class Progress:
     total: float
     elapsed: float
     image: torch.Tensor | None = field(default=None, repr=False)
+
+    def replace(self, **changes: Any) -> Progress:
+        return dataclasses.replace(self, **changes)
 
 
 ProgressFn = Callable[[Progress], None]
@@ -98,6 +103,25 @@ class BoxLBFGS:
         with torch.no_grad():
             x.sub_(q.view_as(x).to(x.dtype)).clamp_(0, 1)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything the next step depends on, as tensors (for a checkpoint)."""
+        if self.prev_x is None:
+            return {}
+        assert self.prev_g is not None and self.prev_blocked is not None
+        state = {"prev_x": self.prev_x, "prev_g": self.prev_g, "prev_blocked": self.prev_blocked}
+        if self.s:
+            state |= {"s": torch.stack(self.s), "y": torch.stack(self.y), "rho": torch.tensor(self.rho, dtype=torch.float64)}
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.prev_x, self.prev_g, self.prev_blocked = state.get("prev_x"), state.get("prev_g"), state.get("prev_blocked")
+        self.s = list(state["s"].unbind()) if "s" in state else []
+        self.y = list(state["y"].unbind()) if "y" in state else []
+        self.rho = state["rho"].tolist() if "rho" in state else []
+
+
+CheckpointFn = Callable[[dict[str, Any]], None]
+
 
 def optimize(
     image: torch.Tensor,
@@ -108,12 +132,20 @@ def optimize(
     lr: float = 10.0,
     tolerance: float = 0.0,
     on_progress: ProgressFn | None = None,
+    on_checkpoint: CheckpointFn | None = None,
+    checkpoint_every: int = 0,
+    resume: dict[str, Any] | None = None,
 ) -> torch.Tensor:
     """Minimise ``sum(loss_fn(x).values())`` over the pixels ``x``, kept in [0, 1].
 
     ``lr`` is Adam's step in 8-bit levels (0-255); L-BFGS ignores it. Every step is one loss
     evaluation, reported to ``on_progress`` (the losses are those of the image before the step's
     update). Returns the final image (detached).
+
+    Every ``checkpoint_every`` steps, and when interrupted (KeyboardInterrupt) between two
+    steps' updates, ``on_checkpoint`` receives the loop's whole state: the image, the step, the
+    optimiser's state and the early-stop counters. Given back as ``resume``, that state continues
+    the run exactly where it was, to the same pixels an uninterrupted run reaches.
 
     Shape: image (1, 3, H, W) -> (1, 3, H, W).
     """
@@ -125,41 +157,66 @@ def optimize(
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}")
 
-    start = time.perf_counter()
-    previous = math.nan
-    calm_steps = 0
-    for step in range(1, iterations + 1):
-        x.grad = None
-        terms = loss_fn(x)
-        loss = sum(terms.values(), start=torch.zeros((), device=x.device))
-        total = float(loss.detach())
-        if not math.isfinite(total):
-            raise ImpastoError(
-                f"the loss became {total} at step {step}; lower the weights or, with Adam, the --lr"
-            )
-        loss.backward()
-        assert x.grad is not None
+    first, previous, calm_steps, before = 1, math.nan, 0, 0.0
+    if resume is not None:
+        with torch.no_grad():
+            x.copy_(resume["image"])
+        first, previous, calm_steps, before = resume["step"] + 1, resume["previous"], resume["calm_steps"], resume["elapsed"]
         if optimizer == "lbfgs":
-            lbfgs.step(x, x.grad)
+            lbfgs.load_state_dict(resume["optimizer"])
         else:
-            adam.step()
-            with torch.no_grad():
-                x.clamp_(0, 1)
-        if on_progress is not None:
-            on_progress(
-                Progress(
-                    step=step,
-                    total_steps=iterations,
-                    losses={k: float(v.detach()) for k, v in terms.items()},
-                    total=total,
-                    elapsed=time.perf_counter() - start,
-                    image=x.detach(),
+            adam.load_state_dict(resume["optimizer"])
+
+    start = time.perf_counter() - before
+    done = first - 1  # the last step whose update is complete
+    updating = False  # x and the optimiser are consistent except inside an update
+
+    def state() -> dict[str, Any]:
+        return {
+            "image": x.detach().clone(), "step": done, "previous": previous, "calm_steps": calm_steps,
+            "elapsed": time.perf_counter() - start,
+            "optimizer": lbfgs.state_dict() if optimizer == "lbfgs" else adam.state_dict(),
+        }  # fmt: skip
+
+    try:
+        for step in range(first, iterations + 1):
+            x.grad = None
+            terms = loss_fn(x)
+            loss = sum(terms.values(), start=torch.zeros((), device=x.device))
+            total = float(loss.detach())
+            if not math.isfinite(total):
+                raise ImpastoError(f"the loss became {total} at step {step}; lower the weights or, with Adam, the --lr")
+            loss.backward()
+            assert x.grad is not None
+            updating = True
+            if optimizer == "lbfgs":
+                lbfgs.step(x, x.grad)
+            else:
+                adam.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            if tolerance > 0 and math.isfinite(previous):
+                change = abs(previous - total) / max(abs(previous), 1e-12)
+                calm_steps = calm_steps + 1 if change < tolerance else 0
+            previous, done, updating = total, step, False
+
+            if on_progress is not None:
+                on_progress(
+                    Progress(
+                        step=step,
+                        total_steps=iterations,
+                        losses={k: float(v.detach()) for k, v in terms.items()},
+                        total=total,
+                        elapsed=time.perf_counter() - start,
+                        image=x.detach(),
+                    )
                 )
-            )
-        if tolerance > 0 and math.isfinite(previous):
-            change = abs(previous - total) / max(abs(previous), 1e-12)
-            calm_steps = calm_steps + 1 if change < tolerance else 0
             if calm_steps >= PATIENCE:
                 break
-        previous = total
+            if on_checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < iterations:
+                on_checkpoint(state())
+    except KeyboardInterrupt:
+        if on_checkpoint is not None and not updating and done >= first:
+            on_checkpoint(state())
+        raise
     return x.detach()

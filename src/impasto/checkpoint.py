@@ -1,0 +1,80 @@
+"""Checkpoints of a run, so that an interrupted run can go on where it stopped.
+
+A checkpoint holds everything continuing needs: the options, the input images as the run used
+them (resized, so the files need not exist any more), the image so far, the step, the
+optimiser's state and the early-stop counters. It sits next to the output (``out.png`` ->
+``out.png.ckpt``), is written atomically every few steps and when a run is interrupted, and is
+removed once the output is written.
+
+Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, so a
+doctored checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from impasto.errors import InputError
+
+FORMAT = "impasto-checkpoint"
+FORMAT_VERSION = 1
+SUFFIX = ".ckpt"
+
+
+def checkpoint_path(output: str | os.PathLike[str]) -> Path:
+    """Where the checkpoint of a run writing ``output`` lives."""
+    output = Path(output)
+    return output.with_name(output.name + SUFFIX)
+
+
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (tensors moved to the CPU) atomically."""
+    path = Path(path)
+    part = path.with_name(path.name + ".part")
+    try:
+        torch.save({"format": FORMAT, "version": FORMAT_VERSION, **_to_cpu(payload)}, part)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no checkpoint at {path}: nothing to resume (a finished run removes its checkpoint)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's error to hear about
+        raise InputError(f"checkpoint {path} could not be read: {e}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path} is not an impasto checkpoint")
+    if payload.get("version") != FORMAT_VERSION:
+        raise InputError(
+            f"checkpoint {path} has format version {payload.get('version')}; this impasto reads version {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
