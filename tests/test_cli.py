@@ -253,12 +253,123 @@ def test_ctrl_c_keeps_the_last_image_and_says_where(capsys, tmp_path, images, we
     assert rc == 130 and "Traceback" not in err
     assert "interrupted at step 3" in err and "out_0003.png" in err
     assert (tmp_path / "out_0003.png").exists() and not out.exists()
+    assert f"impasto stylize --resume {out}" in err and (tmp_path / "out.png.ckpt").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Several styles, masks, 16-bit output with settings inside, info, --like, --resume, report, sheet
+
+
+def _tiny(weights_home, *extra):
+    return ["--size", "32", "--iterations", "3", "-q", "--cache-dir", str(weights_home), *map(str, extra)]
+
+
+@pytest.mark.weights
+def test_several_styles_blend_and_the_settings_travel_in_the_file(capsys, tmp_path, images, weights_home):
+    from impasto.image import read_metadata
+
+    content, style = images
+    out = tmp_path / "out.png"
+    rc = main(["stylize", str(content), str(style), "--style", str(content), "--style-blend", "3,1",
+               "-o", str(out), "--bit-depth", "16", *_tiny(weights_home)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    meta = read_metadata(out)
+    assert meta["styles"] == [str(style), str(content)] and meta["config"]["style_blend"] == [3.0, 1.0]
+    assert meta["impasto"] and meta["steps"] == 3
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "style:    " + str(style) in info and "(weight 0.75)" in info and "--style-blend 3,1" in info
+    assert "--like" in info
+
+
+@pytest.mark.weights
+def test_like_reruns_an_image_to_the_same_pixels(capsys, tmp_path, images, weights_home):
+    from impasto.image import load_image
+
+    content, style = images
+    first, again, other = tmp_path / "first.png", tmp_path / "again.png", tmp_path / "other.png"
+    assert main(["stylize", str(content), str(style), "-o", str(first), "--init", "noise", "--seed", "5", *_tiny(weights_home)]) == 0
+    assert main(["stylize", "--like", str(first), "-o", str(again), "-q", "--cache-dir", str(weights_home)]) == 0
+    assert main(["stylize", "--like", str(first), "-o", str(other), "--seed", "6", "-q", "--cache-dir", str(weights_home)]) == 0
+    a, b, c = (load_image(p) for p in (first, again, other))
+    assert np.array_equal(a.numpy(), b.numpy()) and not np.array_equal(a.numpy(), c.numpy())
+
+
+def test_info_and_like_refuse_images_without_settings(capsys, tmp_path, images):
+    content, _ = images
+    _run_bad(capsys, ["info", content], 2, "holds no impasto settings")
+    _run_bad(capsys, ["stylize", "--like", content, "-o", tmp_path / "o.png"], 2, "holds no impasto settings")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--bit-depth", "16", "-o", "{tmp}/o.jpg"], "16-bit output needs PNG and TIFF"),
+        (["--resume", "{tmp}/o.png"], "no checkpoint at"),
+        (["--resume", "{tmp}/o.png", "--size", "64"], "--resume continues a run with its own images and options; drop --size"),
+        (["--content-mask", "{style}", "-o", "{tmp}/o.png"], "content mask 1 is 40x40 px but the content image is 48x40 px"),
+        (["--style-mask", "{content}", "--style-mask", "{content}", "-o", "{tmp}/o.png"], "2 style masks for 1 style images"),
+        (["--style-blend", "1,2", "-o", "{tmp}/o.png"], "--style-blend has 2 weights for 1 style image"),
+    ],
+)
+def test_bad_creative_options(capsys, tmp_path, images, monkeypatch, argv, message):
+    monkeypatch.setattr(stylize_module, "VGGFeatures", lambda *a, **k: pytest.fail("weights loaded"))
+    content, style = images
+    argv = [a.format(tmp=tmp_path, style=style, content=content) for a in argv]
+    inputs = [] if "--resume" in argv else [content, style]
+    _run_bad(capsys, ["stylize", *inputs, *argv], 2, message)
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.jpg").exists()
+
+
+@pytest.mark.weights
+def test_a_killed_run_resumes_to_the_pixels_of_an_uninterrupted_one(capsys, tmp_path, weights_home):
+    """A real process, killed with SIGKILL (no chance to clean up) after its first checkpoints;
+    --resume finishes it, and the 16-bit result equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from impasto.image import load_image
+    from tests.conftest import EXAMPLES
+
+    common = [str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "starry_night.jpg"), "--size", "64",
+              "--iterations", "150", "--tolerance", "0", "--bit-depth", "16", "--cache-dir", str(weights_home), "-q"]  # fmt: skip
+    killed, whole = tmp_path / "killed.png", tmp_path / "whole.png"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "impasto", "stylize", *common, "-o", str(killed),
+                             "--checkpoint-every", "5"], env=env)  # fmt: skip
+    ckpt = tmp_path / "killed.png.ckpt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # a few more steps, so the kill lands between checkpoints
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists() and not killed.exists(), "the run ended before it could be killed"
+    assert main(["stylize", "--resume", str(killed), "-q", "--cache-dir", str(weights_home)]) == 0
+    assert not ckpt.exists()
+    assert main(["stylize", *common, "-o", str(whole), "--checkpoint-every", "0"]) == 0
+    a, b = load_image(killed), load_image(whole)
+    assert float((a - b).abs().max()) <= 2 / 65535
+
+
+@pytest.mark.weights
+def test_report_and_sheet_write_their_pictures(capsys, tmp_path, images, weights_home):
+    content, style = images
+    report = tmp_path / "report.png"
+    assert main(["stylize", str(content), str(style), "-o", str(tmp_path / "o.png"), "--report", str(report), *_tiny(weights_home)]) == 0
+    assert Image.open(report).size[0] >= 1000
+    sheet = tmp_path / "sheet.png"
+    assert main(["sheet", str(content), str(style), "--style", str(style), "-o", str(sheet), *_tiny(weights_home)]) == 0
+    assert Image.open(sheet).size[0] > 100
+    assert (tmp_path / "content_style.png").exists() and (tmp_path / "style_style.png").exists()
 
 
 def test_readme_options_table_agrees_with_the_dataclass():
-    from tests.conftest import ROOT
-
     from impasto.cli import _format_default
+    from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
     rows = dict(

@@ -8,6 +8,7 @@ or 1 (runtime); real bugs keep their traceback.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 import types
@@ -15,11 +16,14 @@ import typing
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from impasto import __version__
 from impasto.config import PRESETS, StyleConfig, literal_choices, opt_name
 from impasto.errors import ImpastoError, UsageError
+
+if TYPE_CHECKING:
+    from impasto.optimize import Progress
 
 PROG = "impasto"
 
@@ -70,8 +74,10 @@ def _option_kwargs(name: str, annotation: Any) -> dict[str, Any]:
 
 
 def _format_default(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(_format_default, value))
+    if isinstance(value, float):
+        return f"{value:g}"
     return "equal" if value is None else str(value)
 
 
@@ -98,18 +104,53 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    st = sub.add_parser("stylize", help="paint a content photo in the style of a painting",
-                        description="Paint CONTENT in the style of STYLE and write the result to --output.")  # fmt: skip
-    st.add_argument("content", help="the photo whose layout to keep")
-    st.add_argument("style", help="the painting whose brushwork and palette to take")
-    st.add_argument("-o", "--output", required=True, help="where to write the result (.png, .jpg, .webp, .tif, .bmp)")
+    st = sub.add_parser("stylize", help="paint a content photo in the style of one or more paintings",
+                        description="Paint CONTENT in the style of STYLE (several styles are blended) and write "
+                        "the result to --output.")  # fmt: skip
+    st.add_argument("content", nargs="?", help="the photo whose layout to keep")
+    st.add_argument("style", nargs="*", help="the painting(s) whose brushwork and palette to take")
+    st.add_argument("--style", dest="more_styles", action="append", default=[], metavar="STYLE",
+                    help="another style image (repeatable; blend them with --style-blend)")  # fmt: skip
+    st.add_argument("-o", "--output", help="where to write the result (.png, .jpg, .webp, .tif, .bmp)")
+    st.add_argument("--content-mask", action="append", default=[], metavar="MASK",
+                    help="grey image, white where a style goes: one per style (with two styles, one mask: "
+                    "white = the first, black = the second)")  # fmt: skip
+    st.add_argument("--style-mask", action="append", default=[], metavar="MASK",
+                    help="grey image, white where a style image's statistics come from: one per style")  # fmt: skip
     st.add_argument("--preset", choices=tuple(PRESETS), help="start from a recipe; options given here override it "
                     "(tutorial: the reference tutorial's code, VGG-16 + Adam from noise; tutorial-tv: with its TV term)")  # fmt: skip
+    st.add_argument("--like", metavar="IMAGE", help="rerun the settings stored in an image impasto made; "
+                    "inputs and options given here override them")  # fmt: skip
+    st.add_argument("--resume", metavar="OUTPUT", help="continue an interrupted run that was writing OUTPUT, "
+                    "from its checkpoint (OUTPUT.ckpt)")  # fmt: skip
+    st.add_argument("--checkpoint-every", type=_number(int), default=25, metavar="N",
+                    help="write a checkpoint (OUTPUT.ckpt) every N steps for --resume; 0 = only on Ctrl-C "
+                    "(default: 25)")  # fmt: skip
+    st.add_argument("--bit-depth", type=_number(int), choices=(8, 16), default=None,
+                    help="bits per channel of the output; 16 for .png and .tif (default: 8)")  # fmt: skip
+    st.add_argument("--report", metavar="PNG", help="also write a picture of the run: inputs, result and loss "
+                    "curves (needs the 'report' extra)")  # fmt: skip
     st.add_argument("--save-every", type=_number(int), default=0, metavar="N",
                     help="also write a numbered snapshot next to the output every N steps")  # fmt: skip
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     st.add_argument("--cache-dir", help="where decoded weights are cached (default: $IMPASTO_HOME or the user cache dir)")
     add_config_options(st)
+
+    sh = sub.add_parser("sheet", help="several styles on one photo, or one style on several photos: a contact sheet",
+                        description="Stylize every PHOTO with every --style (each on its own, not blended), write "
+                        "each result, and a labelled contact sheet of them all (needs the 'report' extra).")  # fmt: skip
+    sh.add_argument("photos", nargs="+", metavar="PHOTO", help="content photos (the sheet's rows)")
+    sh.add_argument("--style", dest="styles", action="append", required=True, metavar="STYLE",
+                    help="a style image (repeatable; the sheet's columns)")  # fmt: skip
+    sh.add_argument("-o", "--output", required=True, help="the contact sheet (.png, .jpg, ...)")
+    sh.add_argument("--results-dir", help="where each result goes (default: next to the sheet, named PHOTO_STYLE.png)")
+    sh.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    sh.add_argument("--cache-dir", help="where decoded weights are cached (default: $IMPASTO_HOME or the user cache dir)")
+    add_config_options(sh)
+
+    nf = sub.add_parser("info", help="how an image was made: the settings impasto stored in it")
+    nf.add_argument("image", help="an image written by impasto")
+    nf.add_argument("--json", action="store_true", help="print the stored record as JSON")
 
     ly = sub.add_parser("layers", help="list the layer names one may pick")
     ly.add_argument("--network", choices=literal_choices("network"), default="vgg19")
@@ -126,74 +167,295 @@ def build_parser() -> argparse.ArgumentParser:
     wv.add_argument("networks", nargs="*", metavar="NETWORK", help="vgg19 and/or vgg16 (default: both)")
     for p in (wl, wf, wv):
         p.add_argument("--cache-dir", help="the cache folder (default: $IMPASTO_HOME or the user cache dir)")
+
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> StyleConfig:
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> StyleConfig:
+    """The options typed, over a preset's or a stored run's (``base``), over the defaults."""
     given = {f.name: getattr(args, f.name) for f in fields(StyleConfig) if hasattr(args, f.name)}
-    if args.preset:
-        return StyleConfig.from_preset(args.preset, **given)
-    return StyleConfig(**given)
+    if getattr(args, "preset", None):
+        return StyleConfig.from_preset(args.preset, **{**(base or {}), **given})
+    return StyleConfig(**{**(base or {}), **given})
+
+
+def given_config_options(args: argparse.Namespace) -> list[str]:
+    return [f"--{opt_name(f.name)}" for f in fields(StyleConfig) if hasattr(args, f.name)]
 
 
 # ----------------------------------------------------------------------------------------------
 # Commands
 
 
+class ProgressBar:
+    """A tqdm bar fed by Progress events, drawn at the first step (so that errors before it
+    print one clean line), that also keeps what Ctrl-C, --save-every and --report need."""
+
+    def __init__(self, quiet: bool, output: Path | None = None, save_every: int = 0, desc: str | None = None) -> None:
+        self.quiet, self.output, self.save_every, self.desc = quiet, output, save_every, desc
+        self.bar: Any = None
+        self.step = 0
+        self.image: Any = None
+        self.snapshot: Path | None = None
+        self.history: list[dict[str, float]] = []
+        self.elapsed = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        from impasto.image import save_image, snapshot_path
+
+        self.step, self.elapsed = p.step, p.elapsed
+        self.image = p.image.detach().clone() if p.image is not None else None
+        self.history.append(dict(p.losses))
+        if self.save_every and self.output and p.step % self.save_every == 0 and p.image is not None:
+            self.snapshot = save_image(p.image, snapshot_path(self.output, p.step))
+        if not self.quiet:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=p.total_steps, initial=p.step - 1, unit="step", file=sys.stderr,
+                                dynamic_ncols=True, desc=self.desc)  # fmt: skip
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in p.losses.items()}, refresh=False)
+            self.bar.update(p.step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from impasto.image import check_output_path, save_image, snapshot_path
+    from impasto.checkpoint import checkpoint_path, load_checkpoint
+    from impasto.image import check_output_path, save_image
 
     if args.save_every < 0:
         raise UsageError(f"--save-every must be 0 (off) or a positive number of steps, not {args.save_every}")
-    config = config_from_args(args)
-    output = check_output_path(args.output)  # before any work, so a typo costs nothing
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be 0 (only on Ctrl-C) or a positive number of steps, not {args.checkpoint_every}")
 
-    from impasto.optimize import Progress
-    from impasto.stylize import stylize
+    if args.resume:
+        # Everything comes from the checkpoint: refuse options that would pretend to change it.
+        extra_inputs = [a for a in (args.content, *args.style, *args.more_styles, *args.content_mask, *args.style_mask) if a]
+        clash = given_config_options(args) + (["--like"] if args.like else []) + (["--preset"] if args.preset else [])
+        if extra_inputs or clash:
+            raise UsageError(f"--resume continues a run with its own images and options; drop {', '.join(clash + extra_inputs)}")
+        if args.output and Path(args.output) != Path(args.resume):
+            raise UsageError(f"--resume writes the output it was writing ({args.resume}); drop -o {args.output}")
+        output = check_output_path(args.resume)
+        payload = load_checkpoint(checkpoint_path(output))
+        record = dict(payload.get("extra") or {})
+        config = StyleConfig(**payload["config"])
+        args.bit_depth = args.bit_depth or record.get("bit_depth")
+        run = {"resume": payload}
+    else:
+        record = _stored_run(args.like) if args.like else {}
+        content = args.content or record.get("content")
+        styles = [*args.style, *args.more_styles] or record.get("styles") or []
+        if not content or not styles:
+            raise UsageError("give a content image and at least one style image (impasto stylize CONTENT STYLE -o OUT)")
+        if not args.output:
+            raise UsageError("give the output file with -o OUT (e.g. -o result.png)")
+        config = config_from_args(args, base=record.get("config"))
+        output = check_output_path(args.output)  # before any work, so a typo costs nothing
+        record = {
+            "content": content, "styles": styles,
+            "content_masks": args.content_mask or ([] if args.content or args.style else record.get("content_masks", [])),
+            "style_masks": args.style_mask or ([] if args.content or args.style else record.get("style_masks", [])),
+        }  # fmt: skip
+        run = {"content": content, "styles": styles}
+    args.bit_depth = args.bit_depth or 8
+    record["bit_depth"] = args.bit_depth  # the output's format, for --resume
+    check_output_path(output, bit_depth=args.bit_depth)
+    if args.report:
+        from impasto.report import require_matplotlib
 
-    bar: Any = None  # drawn at the first step, so that errors before it print one clean line
-    latest: dict[str, Any] = {}
+        check_output_path(args.report)
+        require_matplotlib("the run report (--report)")
 
-    def on_progress(p: Progress) -> None:
-        nonlocal bar
-        latest["step"], latest["image"] = p.step, p.image.clone() if p.image is not None else None
-        if args.save_every and p.step % args.save_every == 0 and p.image is not None:
-            latest["snapshot"] = save_image(p.image, snapshot_path(output, p.step))
-        if not args.quiet:
-            if bar is None:
-                from tqdm import tqdm
+    from impasto.stylize import resume, stylize
 
-                bar = tqdm(total=p.total_steps, unit="step", file=sys.stderr, dynamic_ncols=True)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in p.losses.items()}, refresh=False)
-            bar.update(p.step - bar.n)
-
+    progress = ProgressBar(args.quiet, output, args.save_every)
+    ckpt = checkpoint_path(output)
     start = time.perf_counter()
     try:
-        result = stylize(args.content, args.style, config, on_progress=on_progress, cache=args.cache_dir)
+        if "resume" in run:
+            result = resume(run["resume"], on_progress=progress, cache=args.cache_dir, save_to=ckpt,
+                            checkpoint_every=args.checkpoint_every)  # fmt: skip
+        else:
+            result = stylize(
+                run["content"], run["styles"], config,
+                content_masks=record["content_masks"], style_masks=record["style_masks"],
+                on_progress=progress, cache=args.cache_dir, checkpoint=ckpt,
+                checkpoint_every=args.checkpoint_every, checkpoint_extra=record,
+            )  # fmt: skip
     except KeyboardInterrupt:
-        return _interrupted(output, latest)
+        progress.close()
+        return _interrupted(output, progress, ckpt)
     finally:
-        if bar is not None:
-            bar.close()
-    save_image(result, output)
+        progress.close()
+    record |= {"config": config.to_dict(), "steps": progress.step, "seconds": round(progress.elapsed, 1)}
+    save_image(result, output, bit_depth=args.bit_depth, metadata=_metadata(record))
+    ckpt.unlink(missing_ok=True)
+    if args.report:
+        _write_report(args.report, record, result, progress)
     if not args.quiet:
         h, w = result.shape[-2:]
-        steps = latest.get("step", 0)
-        print(f"wrote {output} ({w}x{h} px, {steps} steps, {time.perf_counter() - start:.0f} s)", file=sys.stderr)
+        print(f"wrote {output} ({w}x{h} px, {progress.step} steps, {time.perf_counter() - start:.0f} s)", file=sys.stderr)
+        if args.report:
+            print(f"wrote {args.report}", file=sys.stderr)
     return 0
 
 
-def _interrupted(output: Path, latest: dict[str, Any]) -> int:
+def _metadata(record: dict[str, Any]) -> dict[str, Any]:
+    """What goes into the output file: enough for `impasto info` and `--like`."""
+    import datetime
+
+    return {
+        "impasto": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()},
+        "content": str(record["content"]),
+        "styles": [str(s) for s in record["styles"]],
+        "content_masks": [str(m) for m in record.get("content_masks", [])],
+        "style_masks": [str(m) for m in record.get("style_masks", [])],
+    }
+
+
+def _stored_run(image: str) -> dict[str, Any]:
+    """The run stored in an image by impasto, with its input paths made usable from here:
+    as stored if they exist, else relative to the image's folder."""
+    from impasto.image import read_metadata
+
+    meta = read_metadata(image)
+    if not meta or "config" not in meta:
+        raise UsageError(f"{image} holds no impasto settings (was it written by impasto, as .png, .tif or .jpg?)")
+    here = Path(image).parent
+
+    def locate(p: str) -> str:
+        return p if Path(p).exists() or not (here / p).exists() else str(here / p)
+
+    known = {f.name for f in fields(StyleConfig)}
+    return {
+        "config": {k: v for k, v in meta["config"].items() if k in known},
+        "content": locate(meta["content"]),
+        "styles": [locate(s) for s in meta.get("styles", [])],
+        "content_masks": [locate(m) for m in meta.get("content_masks", [])],
+        "style_masks": [locate(m) for m in meta.get("style_masks", [])],
+    }
+
+
+def _write_report(path: str, record: dict[str, Any], result: Any, progress: ProgressBar) -> None:
+    from impasto.image import load_image
+    from impasto.report import make_report
+
+    config = StyleConfig(**record["config"])
+    make_report(
+        path,
+        content=load_image(record["content"], what="content image"),
+        styles=[load_image(s, what="style image") for s in record["styles"]],
+        result=result,
+        history=progress.history,
+        elapsed=progress.elapsed,
+        style_labels=[Path(s).name for s in record["styles"]],
+        blend=list(config.style_weights_for(len(record["styles"]))) if len(record["styles"]) > 1 else None,
+        title=_summary(config),
+    )
+
+
+def _summary(config: StyleConfig) -> str:
+    changed = _changed_options(config)
+    return f"{config.network}, {config.size} px" + (", " + " ".join(changed) if changed else "")
+
+
+def _changed_options(config: StyleConfig) -> list[str]:
+    out = []
+    for f in fields(StyleConfig):
+        value = getattr(config, f.name)
+        if value != f.default and f.name not in ("network", "size"):
+            out.append(f"--{opt_name(f.name)} {_format_default(value)}")
+    return out
+
+
+def _interrupted(output: Path, progress: ProgressBar, ckpt: Path) -> int:
     from impasto.image import save_image, snapshot_path
 
-    if latest.get("image") is None:
+    if progress.image is None:
         print(f"{PROG}: interrupted before the first step; nothing was written", file=sys.stderr)
         return 130
-    path = snapshot_path(output, latest["step"])
-    if latest.get("snapshot") != path:
-        save_image(latest["image"], path)
-    print(f"{PROG}: interrupted at step {latest['step']}; the image so far is in {path}", file=sys.stderr)
+    path = snapshot_path(output, progress.step)
+    if progress.snapshot != path:
+        save_image(progress.image, path)
+    print(f"{PROG}: interrupted at step {progress.step}; the image so far is in {path}", file=sys.stderr)
+    if ckpt.exists():
+        print(f"{PROG}: to continue: {PROG} stylize --resume {output}", file=sys.stderr)
     return 130
+
+
+def cmd_sheet(args: argparse.Namespace) -> int:
+    from impasto.image import check_output_path, load_image, save_image
+    from impasto.report import contact_sheet, require_matplotlib
+    from impasto.stylize import stylize
+
+    config = config_from_args(args)
+    sheet = check_output_path(args.output)
+    require_matplotlib()
+    folder = Path(args.results_dir) if args.results_dir else sheet.parent
+    photos = [load_image(p, what="content image") for p in args.photos]
+    styles = [load_image(s, what="style image") for s in args.styles]
+    cells: list[list[Any]] = []
+    n, done = len(photos) * len(styles), 0
+    for photo_path, photo in zip(args.photos, photos):
+        row = []
+        for style_path, style in zip(args.styles, styles):
+            done += 1
+            progress = ProgressBar(args.quiet, desc=f"{done}/{n} {Path(photo_path).stem} x {Path(style_path).stem}")
+            try:
+                result = stylize(photo, style, config, on_progress=progress, cache=args.cache_dir)
+            finally:
+                progress.close()
+            record = {"content": photo_path, "styles": [style_path], "config": config.to_dict(),
+                      "steps": progress.step, "seconds": round(progress.elapsed, 1)}  # fmt: skip
+            out = check_output_path(folder / f"{Path(photo_path).stem}_{Path(style_path).stem}.png")
+            save_image(result, out, metadata=_metadata(record))
+            row.append(result)
+        cells.append(row)
+    contact_sheet(
+        sheet, cells,
+        row_labels=[Path(p).name for p in args.photos], col_labels=[Path(s).name for s in args.styles],
+        row_headers=photos, col_headers=styles, title=_summary(config),
+    )  # fmt: skip
+    if not args.quiet:
+        print(f"wrote {sheet} and {n} result{'s' * (n != 1)} in {folder}", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from impasto.image import read_metadata
+
+    meta = read_metadata(args.image)
+    if not meta or "config" not in meta:
+        raise UsageError(f"{args.image} holds no impasto settings (it was not written by impasto, or the format dropped them)")
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    known = {f.name for f in fields(StyleConfig)}
+    config = StyleConfig(**{k: v for k, v in meta["config"].items() if k in known})
+    print(f"{args.image}: made by impasto {meta.get('impasto', '?')}" + (f" on {meta['created']}" if meta.get("created") else ""))
+    print(f"  content:  {meta.get('content')}")
+    for s, w in zip(meta.get("styles", []), config.style_weights_for(len(meta.get("styles", [])) or 1)):
+        print(f"  style:    {s}" + (f"  (weight {w:.2f})" if len(meta.get("styles", [])) > 1 else ""))
+    for m in meta.get("content_masks", []):
+        print(f"  content mask: {m}")
+    for m in meta.get("style_masks", []):
+        print(f"  style mask:   {m}")
+    if "steps" in meta:
+        print(f"  run:      {meta['steps']} steps in {meta.get('seconds', '?')} s")
+    print("  options:  " + (" ".join(_changed_options(config)) or "the defaults") + f" (size {config.size}, seed {config.seed})")
+    inputs = " ".join(shlex.quote(str(p)) for p in [meta.get("content"), *meta.get("styles", [])])
+    print(f"  rerun:    {PROG} stylize --like {shlex.quote(args.image)} -o OUT.png   (or: {PROG} stylize {inputs} "
+          + " ".join(_changed_options(config) + ([f"--size {config.size}"] if config.size != 512 else [])) + " -o OUT.png)")
+    return 0
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -232,7 +494,9 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"stylize": cmd_stylize, "layers": cmd_layers, "weights": cmd_weights}
+COMMANDS = {
+    "stylize": cmd_stylize, "sheet": cmd_sheet, "info": cmd_info, "layers": cmd_layers, "weights": cmd_weights,
+}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
