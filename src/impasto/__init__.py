@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # Imported eagerly: the function ``stylize`` must win over the submodule of the same name, which
 # a lazy attribute cannot guarantee once ``impasto.stylize`` has been imported elsewhere.
 from impasto.config import StyleConfig  # noqa: E402
-from impasto.stylize import stylize  # noqa: E402
+from impasto.stylize import resume, stylize  # noqa: E402
 
 __all__ = [
     "ImpastoError",
@@ -29,6 +29,8 @@ __all__ = [
     "WeightsError",
     "__version__",
     "load_image",
+    "read_metadata",
+    "resume",
     "save_image",
     "stylize",
 ]
@@ -37,10 +39,11 @@ _LAZY = {
     "Progress": "impasto.optimize",
     "load_image": "impasto.image",
     "save_image": "impasto.image",
+    "read_metadata": "impasto.image",
 }
 
 if TYPE_CHECKING:
-    from impasto.image import load_image, save_image
+    from impasto.image import load_image, read_metadata, save_image
     from impasto.optimize import Progress
 
 

@@ -168,7 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (wl, wf, wv):
         p.add_argument("--cache-dir", help="the cache folder (default: $IMPASTO_HOME or the user cache dir)")
 
+    sv = sub.add_parser("serve", help="a local web page to stylize photos and watch the image form",
+                        description="Start impasto's web page (needs the 'web' extra: pip install 'impasto[web]').")  # fmt: skip
+    _web().add_arguments(sv)
     return parser
+
+
+def _web() -> types.ModuleType:
+    """impasto.web, whose imports of the web framework happen only when a server starts."""
+    import impasto.web
+
+    return impasto.web
 
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> StyleConfig:
@@ -494,8 +504,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    return int(_web().run(args))
+
+
 COMMANDS = {
     "stylize": cmd_stylize, "sheet": cmd_sheet, "info": cmd_info, "layers": cmd_layers, "weights": cmd_weights,
+    "serve": cmd_serve,
 }  # fmt: skip
 
 

@@ -1,0 +1,572 @@
+// impasto's page: choose images, set options, start a job, watch it form, keep the results.
+// Plain JavaScript, no build step; everything it knows comes from /api/options and /api/jobs.
+"use strict";
+
+const FINISHED = new Set(["done", "failed", "cancelled"]);
+const EVENTS = ["state", "queued", "started", "progress", "cancelling", "done", "failed", "cancelled"];
+const SESSION_KEY = "impasto-jobs";
+
+const $ = (id) => document.getElementById(id);
+
+const app = {
+  options: null,   // GET /api/options
+  controls: [],    // {field, input, get(), set(text)}
+  content: null,   // File
+  styles: [],      // Files
+  jobs: new Map(),      // id -> latest snapshot
+  sources: new Map(),   // id -> EventSource
+  received: new Map(),  // id -> performance.now() of the latest snapshot
+  curves: new Map(),    // id -> [[step, total loss], ...]
+  current: null,        // id of the job on the stage
+  shown: null,          // URL of the image on the stage
+};
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function clock(seconds) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "";
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return (h ? h + ":" : "") + mm + ":" + String(r).padStart(2, "0");
+}
+
+function number(value) {
+  if (value === null || value === undefined || !isFinite(value)) return "–";
+  const a = Math.abs(value);
+  if (a !== 0 && (a >= 1e4 || a < 1e-3)) return value.toExponential(2);
+  return String(Number(value.toPrecision(3)));
+}
+
+function nice(value) {
+  // Two significant digits for a slider's value: 0.1, 2.5, 37, 120.
+  if (value === 0) return "0";
+  const digits = Math.max(0, 1 - Math.floor(Math.log10(Math.abs(value))));
+  return String(Number(value.toFixed(Math.min(digits, 6))));
+}
+
+function detailText(detail) {
+  if (!detail) return "";
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => d.msg || JSON.stringify(d)).join("; ");
+  return JSON.stringify(detail);
+}
+
+function showMessage(text, kind = "error") {
+  const box = $("message");
+  box.textContent = text;
+  box.className = "message" + (kind === "info" ? " info" : "");
+  box.hidden = !text;
+}
+
+function clearInvalid() {
+  for (const node of document.querySelectorAll(".control.invalid")) node.classList.remove("invalid");
+}
+
+function markInvalid(message) {
+  // Messages name the option as on the command line (--style-weight); point at its control.
+  const match = /^--([a-z0-9-]+)/.exec(message || "");
+  if (!match) return;
+  const control = document.querySelector(`.control[data-option="--${match[1]}"]`);
+  if (!control) return;
+  control.classList.add("invalid");
+  const details = control.closest("details");
+  if (details) details.open = true;
+  control.scrollIntoView({ block: "nearest", behavior: "smooth" });
+}
+
+// ---- options ----------------------------------------------------------------------------------
+
+function buildControl(field) {
+  const id = "opt-" + field.name;
+  const wrap = el("div", { class: "control", "data-name": field.name, "data-option": field.option });
+  const label = el("label", { for: id, title: field.help, text: field.label });
+  wrap.append(label);
+  let input, get, set;
+
+  if (field.choices.length) {
+    input = el("select", { id, name: field.name });
+    for (const choice of field.choices) {
+      const text = (field.labels && field.labels[choice]) || choice;
+      input.append(el("option", { value: choice, text }));
+    }
+    get = () => input.value;
+    set = (v) => { input.value = v; };
+    wrap.classList.add("wide");
+    wrap.append(input);
+  } else if (field.kind === "bool") {
+    input = el("input", { id, type: "checkbox", name: field.name });
+    get = () => (input.checked ? "true" : "false");
+    set = (v) => { input.checked = v === "true"; };
+    wrap.classList.add("wide");
+    wrap.append(input);
+  } else if (field.slider && (field.kind === "int" || field.kind === "float")) {
+    const s = field.slider;
+    const log = !!s.log;
+    const slider = el("input", {
+      id: id + "-slider", type: "range", "aria-label": field.label,
+      min: log ? 0 : s.min, max: log ? 1000 : s.max, step: log ? 1 : (s.step || "any"),
+    });
+    input = el("input", { id, type: "number", name: field.name, step: "any", min: field.kind === "int" ? 1 : 0 });
+    const toSlider = (v) => (log ? (1000 * Math.log(v / s.min)) / Math.log(s.max / s.min) : v);
+    const fromSlider = (p) => (log ? s.min * Math.pow(s.max / s.min, p / 1000) : Number(p));
+    slider.addEventListener("input", () => {
+      const v = fromSlider(Number(slider.value));
+      input.value = field.kind === "int" ? String(Math.round(v)) : (log ? nice(v) : String(Number(v.toFixed(4))));
+      wrap.classList.remove("invalid");
+    });
+    input.addEventListener("input", () => {
+      const v = Number(input.value);
+      if (input.value !== "" && isFinite(v) && (!log || v > 0)) slider.value = toSlider(v);
+    });
+    get = () => input.value.trim();
+    set = (v) => { input.value = v; if (v !== "") slider.value = toSlider(Number(v)); };
+    wrap.append(slider, input);
+  } else if (field.kind === "int" || field.kind === "float") {
+    input = el("input", { id, type: "number", name: field.name, step: field.kind === "int" ? 1 : "any" });
+    get = () => input.value.trim();
+    set = (v) => { input.value = v; };
+    wrap.classList.add("wide");
+    wrap.append(input);
+  } else {
+    input = el("input", {
+      id, type: "text", name: field.name, spellcheck: "false",
+      placeholder: field.nullable ? "default" : "",
+    });
+    get = () => input.value.trim();
+    set = (v) => { input.value = v; };
+    wrap.classList.add("wide");
+    wrap.append(input);
+  }
+  input.addEventListener("input", () => wrap.classList.remove("invalid"));
+  const hint = field.main ? field.hint : field.help;
+  if (hint) wrap.append(el("div", { class: "hint", text: hint }));
+  set(field.default);
+  return { field, input, get, set };
+}
+
+function buildOptions() {
+  const main = $("main-controls"), advanced = $("advanced-controls");
+  for (const field of app.options.fields) {
+    const control = buildControl(field);
+    app.controls.push(control);
+    const node = control.input.closest(".control");
+    // Advanced options go by their API name, which is also how errors and the docs name them.
+    if (!field.main) node.querySelector("label").textContent = field.name;
+    (field.main ? main : advanced).append(node);
+  }
+}
+
+function changedOptions() {
+  // Only what differs from the defaults is sent: the server fills in the rest.
+  const out = {};
+  for (const { field, get } of app.controls) {
+    const value = get();
+    if (value === "" || value === field.default) continue;
+    if ((field.kind === "int" || field.kind === "float") && Number(value) === Number(field.default)) continue;
+    out[field.name] = value;
+  }
+  return out;
+}
+
+// ---- choosing images --------------------------------------------------------------------------
+
+function acceptable(file) {
+  const limits = app.options ? app.options.limits : null;
+  if (file.type && !file.type.startsWith("image/")) {
+    showMessage(`'${file.name}' is not an image (it is ${file.type}).`);
+    return false;
+  }
+  if (limits && file.size > limits.max_upload_bytes) {
+    const mb = (limits.max_upload_bytes / 1048576).toFixed(0);
+    showMessage(`'${file.name}' is ${(file.size / 1048576).toFixed(1)} MB; this server accepts images up to ${mb} MB.`);
+    return false;
+  }
+  return true;
+}
+
+function setContent(file) {
+  if (!acceptable(file)) return;
+  showMessage("");
+  app.content = file;
+  drawThumbs("content");
+}
+
+function addStyles(files) {
+  const max = app.options ? app.options.limits.max_styles : 1;
+  for (const file of files) {
+    if (!acceptable(file)) continue;
+    showMessage("");
+    if (max === 1) app.styles = [file];
+    else if (app.styles.length < max) app.styles.push(file);
+    else showMessage(`At most ${max} paintings at once.`, "info");
+  }
+  drawThumbs("style");
+}
+
+function drawThumbs(role) {
+  const files = role === "content" ? (app.content ? [app.content] : []) : app.styles;
+  const box = $(role + "-thumbs");
+  for (const img of box.querySelectorAll("img")) URL.revokeObjectURL(img.src);
+  box.replaceChildren();
+  files.forEach((file, i) => {
+    const remove = el("button", {
+      type: "button", class: "remove", title: "Remove", "aria-label": "Remove " + file.name, text: "×",
+      onclick: (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        if (role === "content") app.content = null;
+        else app.styles.splice(i, 1);
+        drawThumbs(role);
+      },
+    });
+    box.append(el("span", { class: "thumb" },
+      el("img", { src: URL.createObjectURL(file), alt: file.name }),
+      el("span", { class: "name", text: file.name }), remove));
+  });
+  if (role === "style" && files.length && files.length < app.options.limits.max_styles) {
+    box.append(el("span", { class: "add-more", text: "+ add another" }));
+  }
+  $(role + "-drop").classList.toggle("filled", files.length > 0);
+  $(role + "-input").value = "";
+}
+
+function setUpDrop(role) {
+  const zone = $(role + "-drop"), input = $(role + "-input");
+  const take = (files) => (role === "content" ? files.length && setContent(files[0]) : addStyles(files));
+  input.addEventListener("change", () => take([...input.files]));
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    take([...e.dataTransfer.files]);
+  });
+}
+
+async function useExample(example) {
+  const response = await fetch(example.url);
+  const blob = await response.blob();
+  const file = new File([blob], example.name, { type: blob.type || "image/jpeg" });
+  if (example.role === "content") setContent(file);
+  else addStyles([file]);
+}
+
+function buildExamples() {
+  for (const role of ["content", "style"]) {
+    const box = $(role + "-examples");
+    const examples = app.options.examples.filter((e) => e.role === role);
+    if (!examples.length) continue;
+    box.append("or try");
+    for (const example of examples) {
+      box.append(el("button", { type: "button", class: "example", title: `${example.title} (${example.credit})`,
+        onclick: () => useExample(example) },
+      el("img", { src: example.url, alt: "" }), example.title));
+    }
+  }
+  $("credits").textContent = "Example images: " +
+    app.options.examples.map((e) => `${e.title} (${e.credit})`).join("; ") + ".";
+}
+
+// ---- jobs -------------------------------------------------------------------------------------
+
+async function start(event) {
+  event.preventDefault();
+  clearInvalid();
+  if (!app.content) return showMessage("Choose a photo first (step 1).");
+  if (!app.styles.length) return showMessage("Choose a painting (step 2).");
+  const form = new FormData();
+  form.append("content", app.content, app.content.name);
+  for (const file of app.styles) form.append("style", file, file.name);
+  for (const [name, value] of Object.entries(changedOptions())) form.append(name, value);
+
+  showMessage("");
+  $("start").disabled = true;
+  let response, data;
+  try {
+    response = await fetch("/api/jobs", { method: "POST", body: form });
+    data = await response.json().catch(() => ({}));
+  } catch (e) {
+    showMessage("The server did not answer. Is impasto serve still running?");
+    return;
+  } finally {
+    $("start").disabled = false;
+  }
+  if (!response.ok) {
+    const text = detailText(data.detail) || `The server refused the job (HTTP ${response.status}).`;
+    showMessage(text);
+    markInvalid(text);
+    return;
+  }
+  remember(data.id);
+  app.curves.set(data.id, []);
+  focus(data.id);
+  track(data);
+}
+
+function remember(id) {
+  const ids = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "[]");
+  if (!ids.includes(id)) ids.push(id);
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(ids));
+}
+
+function track(snapshot) {
+  update(snapshot);
+  const id = snapshot.id;
+  if (FINISHED.has(snapshot.state) || app.sources.has(id)) return;
+  const source = new EventSource(snapshot.events_url);
+  for (const name of EVENTS) {
+    source.addEventListener(name, (e) => {
+      const data = JSON.parse(e.data);
+      update(data, name);
+      if (FINISHED.has(data.state)) {
+        source.close();
+        app.sources.delete(id);
+      }
+    });
+  }
+  source.onerror = () => {
+    if (id === app.current && !FINISHED.has(app.jobs.get(id).state)) {
+      $("status").textContent = "Connection to the server lost; retrying…";
+    }
+  };
+  app.sources.set(id, source);
+}
+
+function update(snapshot, event) {
+  const id = snapshot.id;
+  app.jobs.set(id, snapshot);
+  app.received.set(id, performance.now());
+  if (event === "progress" && snapshot.total_loss !== null) {
+    if (!app.curves.has(id)) app.curves.set(id, []);
+    const curve = app.curves.get(id);
+    if (!curve.length || curve[curve.length - 1][0] < snapshot.step) curve.push([snapshot.step, snapshot.total_loss]);
+  }
+  upsertCard(snapshot);
+  if (id === app.current) render();
+}
+
+function focus(id) {
+  app.current = id;
+  for (const card of document.querySelectorAll(".card")) card.classList.toggle("current", card.dataset.id === id);
+  render();
+}
+
+function statusText(job) {
+  switch (job.state) {
+    case "queued":
+      return job.position > 1 ? `In the queue: ${job.position - 1} jobs before yours` : "Next in line: starts when the current job ends";
+    case "running":
+      if (job.cancelling) return "Cancelling…";
+      return job.step ? `Step ${job.step} of ${job.total_steps}` : "Preparing: loading the network…";
+    case "done":
+      return `Done: ${job.step} steps in ${clock(job.elapsed)}`;
+    case "cancelled":
+      return job.step ? `Cancelled at step ${job.step}` : "Cancelled before it started";
+    case "failed":
+      return "Failed";
+    default:
+      return job.state;
+  }
+}
+
+function shortStatus(job) {
+  if (job.state === "queued") return `Queued: #${job.position}`;
+  if (job.state === "running" && !job.cancelling) return job.step ? `Step ${job.step} of ${job.total_steps}` : "Getting ready…";
+  return statusText(job);
+}
+
+function showImage(url, kind) {
+  if (!url || url === app.shown) return;
+  app.shown = url;
+  const loader = new Image();
+  loader.onload = () => {
+    if (app.shown !== url) return;
+    const stage = $("stage");
+    stage.src = url;
+    stage.dataset.kind = kind;
+    if (kind === "preview") stage.dataset.previews = String(Number(stage.dataset.previews) + 1);
+    stage.hidden = false;
+    $("placeholder").hidden = true;
+  };
+  loader.src = url;
+}
+
+function clearImage(job) {
+  // A job with no picture yet: say what it is waiting for, rather than show another job's.
+  app.shown = null;
+  $("stage").hidden = true;
+  $("placeholder").hidden = false;
+  const waiting = { queued: "Waiting for its turn…", running: "Getting ready…" }[job.state];
+  $("placeholder-text").textContent = waiting || "No picture for this job.";
+  $("placeholder-hint").textContent = waiting ? "The picture will form here." : "";
+}
+
+function render() {
+  const job = app.jobs.get(app.current);
+  if (!job) return;
+  const bar = $("bar");
+  const fraction = job.total_steps ? job.step / job.total_steps : 0;
+  const done = job.state === "done";
+  bar.classList.toggle("waiting", job.state === "queued" || (job.state === "running" && !job.step));
+  bar.classList.toggle("done", done);
+  bar.classList.toggle("failed", job.state === "failed");
+  $("bar-fill").style.width = (done ? 100 : Math.round(fraction * 1000) / 10) + "%";
+  bar.setAttribute("aria-valuenow", String(done ? 100 : Math.round(fraction * 100)));
+  $("status").textContent = statusText(job);
+  tick();
+
+  const losses = $("losses");
+  losses.replaceChildren();
+  const terms = Object.entries(job.losses || {});
+  if (terms.length) terms.push(["total", job.total_loss]);
+  for (const [term, value] of terms) losses.append(el("div", {}, el("dt", { text: term }), el("dd", { text: number(value) })));
+  drawCurve(app.curves.get(job.id) || []);
+
+  if (done) showImage(job.result_url, "result");
+  else if (job.preview_url) showImage(job.preview_url, "preview");
+  else clearImage(job);
+
+  const download = $("download");
+  download.hidden = !done;
+  if (done) download.href = job.result_url;
+  const names = `${job.content_name} × ${job.style_names.join(" + ")}`;
+  $("result-info").textContent = done ? `${job.width}×${job.height} px · ${names}` : (job.state === "failed" ? "" : names);
+  if (job.state === "failed") showMessage(job.error || "The job failed.");
+  $("cancel").disabled = !(job.state === "queued" || (job.state === "running" && !job.cancelling));
+}
+
+function tick() {
+  // Between events, the clock keeps moving.
+  const job = app.jobs.get(app.current);
+  if (!job) return;
+  const since = job.state === "running" ? (performance.now() - app.received.get(job.id)) / 1000 : 0;
+  $("elapsed").textContent = job.started && job.state !== "done" ? `${clock(job.elapsed + since)} elapsed` : "";
+  $("eta").textContent = job.state === "running" && job.eta !== null ? `about ${clock(Math.max(0, job.eta - since))} left` : "";
+}
+
+function drawCurve(points) {
+  const canvas = $("curve");
+  canvas.hidden = points.length < 2;
+  if (canvas.hidden) return;
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 220, h = canvas.clientHeight || 44;
+  canvas.width = w * ratio;
+  canvas.height = h * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  const ys = points.map(([, v]) => Math.log10(Math.max(v, 1e-12)));
+  const lo = Math.min(...ys), hi = Math.max(...ys);
+  const x0 = points[0][0], x1 = points[points.length - 1][0];
+  const px = (s) => 2 + ((s - x0) / Math.max(1, x1 - x0)) * (w - 4);
+  const py = (y) => 3 + (1 - (y - lo) / Math.max(1e-9, hi - lo)) * (h - 6);
+  ctx.beginPath();
+  points.forEach(([s], i) => (i ? ctx.lineTo(px(s), py(ys[i])) : ctx.moveTo(px(s), py(ys[i]))));
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = "#2f5d9b";
+  ctx.lineJoin = "round";
+  ctx.stroke();
+}
+
+async function cancel() {
+  const id = app.current;
+  if (!id) return;
+  $("cancel").disabled = true;
+  const response = await fetch(`/api/jobs/${id}`, { method: "DELETE" }).catch(() => null);
+  if (response && response.ok) update(await response.json());
+}
+
+// ---- gallery ----------------------------------------------------------------------------------
+
+function upsertCard(job) {
+  // The gallery: this session's results, and the jobs still under way (click one to watch it).
+  const gallery = $("gallery");
+  let card = gallery.querySelector(`[data-id="${job.id}"]`);
+  if (job.state === "failed" || job.state === "cancelled") {
+    if (card) card.remove();
+    $("gallery-wrap").hidden = !gallery.children.length;
+    return;
+  }
+  if (!card) {
+    card = el("div", { class: "card", "data-id": job.id, title: "Show on the stage", onclick: () => focus(job.id) },
+      el("div", { class: "pic" }, el("img", { alt: `${job.content_name} in the style of ${job.style_names.join(", ")}` })),
+      el("div", { class: "meta" },
+        el("strong", { text: job.content_name }),
+        el("span", { text: "in the style of " + job.style_names.join(" + ") }),
+        el("span", { class: "row" })));
+    card.classList.toggle("current", job.id === app.current);
+    gallery.prepend(card);
+    $("gallery-wrap").hidden = false;
+  }
+  const done = job.state === "done";
+  card.classList.toggle("active", !done);
+  const img = card.querySelector("img");
+  const src = done ? job.result_url : job.preview_url;
+  if (src && img.getAttribute("src") !== src) img.src = src;
+  const row = card.querySelector(".row");
+  const key = done ? "done" : shortStatus(job);
+  if (row.dataset.key === key) return;
+  row.dataset.key = key;
+  if (done) {
+    row.replaceChildren(el("span", { text: `${job.width}×${job.height} px` }),
+      el("a", { href: job.result_url, download: "", text: "Download", onclick: (e) => e.stopPropagation() }));
+  } else {
+    row.replaceChildren(el("span", { class: "live", text: key }));
+  }
+}
+
+async function restoreSession() {
+  const ids = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "[]");
+  const kept = [];
+  for (const id of ids) {
+    const response = await fetch(`/api/jobs/${id}`).catch(() => null);
+    if (!response || !response.ok) continue;
+    kept.push(id);
+    track(await response.json());
+  }
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(kept));
+  // Back on the stage: the latest job still under way, else the latest job.
+  const active = kept.filter((id) => !FINISHED.has(app.jobs.get(id).state));
+  const last = active.length ? active[active.length - 1] : kept[kept.length - 1];
+  if (last) focus(last);
+}
+
+// ---- start ------------------------------------------------------------------------------------
+
+async function init() {
+  const response = await fetch("/api/options");
+  app.options = await response.json();
+  $("version").textContent = app.options.version;
+  if (app.options.limits.max_styles === 1) {
+    $("style-input").multiple = false;
+    $("style-heading").textContent = "Painting";
+    $("style-many").textContent = "one";
+  }
+  buildOptions();
+  buildExamples();
+  setUpDrop("content");
+  setUpDrop("style");
+  $("job-form").addEventListener("submit", start);
+  $("cancel").addEventListener("click", cancel);
+  $("reset").addEventListener("click", () => {
+    for (const { field, set } of app.controls) set(field.default);
+    clearInvalid();
+  });
+  setInterval(tick, 500);
+  await restoreSession();
+  document.body.dataset.ready = "true";
+}
+
+init().catch((e) => showMessage("The page could not load its settings from the server: " + e));
