@@ -372,9 +372,10 @@ def test_readme_options_table_agrees_with_the_dataclass():
     from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
+    table = readme.split("| option | default | meaning |", 1)[1].split("\n\n", 1)[0]
     rows = dict(
         (line.split("|")[1].strip(" `"), line.split("|")[2].strip(" `"))
-        for line in readme.splitlines()
+        for line in table.splitlines()
         if line.startswith("| `--")
     )
     expected = {f"--{opt_name(f.name)}": _format_default(f.default) for f in fields(StyleConfig)}

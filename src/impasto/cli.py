@@ -463,6 +463,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  run:      {meta['steps']} steps in {meta.get('seconds', '?')} s")
     print("  options:  " + (" ".join(_changed_options(config)) or "the defaults") + f" (size {config.size}, seed {config.seed})")
     inputs = " ".join(shlex.quote(str(p)) for p in [meta.get("content"), *meta.get("styles", [])])
+    inputs += "".join(f" --content-mask {shlex.quote(str(m))}" for m in meta.get("content_masks", []))
+    inputs += "".join(f" --style-mask {shlex.quote(str(m))}" for m in meta.get("style_masks", []))
     print(f"  rerun:    {PROG} stylize --like {shlex.quote(args.image)} -o OUT.png   (or: {PROG} stylize {inputs} "
           + " ".join(_changed_options(config) + ([f"--size {config.size}"] if config.size != 512 else [])) + " -o OUT.png)")
     return 0
