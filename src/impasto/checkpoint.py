@@ -13,6 +13,7 @@ doctored checkpoint cannot run code.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     path = Path(path)
     part = path.with_name(path.name + ".part")
     try:
-        torch.save({"format": FORMAT, "version": FORMAT_VERSION, **_to_cpu(payload)}, part)
+        torch.save({"format": FORMAT, "version": FORMAT_VERSION, **_map_tensors(payload, lambda t: t.detach().cpu())}, part)
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
@@ -60,21 +61,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-def _to_cpu(value: Any) -> Any:
+def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``value`` with ``fn`` applied to every tensor inside its dicts, lists and tuples."""
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
+        return fn(value)
     if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
+        return type(value)(_map_tensors(v, fn) for v in value)
     return value
 
 
 def to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: to_device(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_device(v, device) for v in value)
-    return value
+    return _map_tensors(value, lambda t: t.to(device))

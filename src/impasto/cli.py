@@ -319,14 +319,13 @@ def _metadata(record: dict[str, Any]) -> dict[str, Any]:
     """What goes into the output file: enough for `impasto info` and `--like`."""
     import datetime
 
+    paths = {k: [str(p) for p in record.get(k, [])] for k in ("styles", "content_masks", "style_masks")}
     return {
         "impasto": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        **{k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()},
+        **record,
         "content": str(record["content"]),
-        "styles": [str(s) for s in record["styles"]],
-        "content_masks": [str(m) for m in record.get("content_masks", [])],
-        "style_masks": [str(m) for m in record.get("style_masks", [])],
+        **paths,
     }
 
 
