@@ -1,5 +1,7 @@
 """End-to-end runs on the real pretrained weights, on small images (64-96 px)."""
 
+import math
+
 import pytest
 import torch
 from PIL import Image
@@ -291,3 +293,26 @@ def test_resume_reaches_the_pixels_of_an_uninterrupted_run(small_pair, weights_h
     resumed = resume(ckpt, on_progress=lambda p: steps.append(p.step), cache=weights_home)
     assert steps[0] == (14 if how == "ctrl-c" else 11) and steps[-1] == 20
     assert torch.allclose(resumed, whole, atol=1e-5), float((resumed - whole).abs().max())
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_agrees_with_fp32(small_pair, weights_home, precision):
+    """The network in bf16/fp16 (autocast), the image and losses in float32: a small run ends
+    near the float32 one (much nearer than either is to where it started, with nearly the same
+    losses), and not on identical pixels (the setting is really applied)."""
+    from impasto.stylize import compute_dtype
+
+    content, style = small_pair
+    cfg = StyleConfig(size=64, iterations=15, tolerance=0)
+    seen_full, seen = {}, {}
+    full = stylize(content, style, cfg, on_progress=lambda p: seen_full.update(p.losses), cache=weights_home)
+    reduced = stylize(content, style, cfg.replace(precision=precision), on_progress=lambda p: seen.update(p.losses), cache=weights_home)
+    content64 = resize_long_side(content, 64)
+    assert reduced.dtype == torch.float32
+    moved, apart = float((full - content64).abs().mean()), float((reduced - full).abs().mean())
+    assert 0 < apart < 0.4 * moved, (apart, moved)
+    assert all(math.isfinite(v) for v in seen.values())
+    for term in ("content", "style"):
+        assert abs(seen[term] / seen_full[term] - 1) < 0.2, (term, seen[term], seen_full[term])
+    assert compute_dtype("auto", torch.device("cpu")) is None
+    assert compute_dtype(precision, torch.device("cpu")) == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]

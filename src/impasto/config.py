@@ -21,6 +21,7 @@ Normalization = Literal["relative", "mean"]
 Colors = Literal["style", "luminance", "match"]
 StyleLossKind = Literal["gram", "meancov", "histogram"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 INIT_CHOICES = ("content", "noise", "style")
 
 # Absurd sizes are refused before anything is allocated (the memory check in stylize.py gives
@@ -85,6 +86,11 @@ class StyleConfig:
     init: str = _opt("content", "starting image: 'content', 'noise', 'style' or the path of an image", "INIT")
     seed: int = _opt(0, "random seed (noise init); the same seed gives the same pixels on a CPU", "N")
     device: Device = _opt("auto", "where to run: auto picks cuda, then mps, then cpu")
+    precision: Precision = _opt(
+        "auto",
+        "arithmetic of the network (autocast); the image, losses and Gram matrices stay float32. "
+        "auto: bf16 on CUDA GPUs that have it, else fp16 there; fp32 on CPUs and Apple GPUs",
+    )
 
     def __post_init__(self) -> None:
         # Accept lists and comma-separated strings from Python callers too.
@@ -211,6 +217,7 @@ def literal_choices(field_name: str) -> tuple[str, ...]:
 _HINTS = {
     "network": Network, "pooling": Pooling, "optimizer": Optimizer, "tv_norm": TVNorm,
     "loss_normalization": Normalization, "device": Device, "colors": Colors, "style_loss": StyleLossKind,
+    "precision": Precision,
 }  # fmt: skip
 
 
