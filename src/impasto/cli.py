@@ -152,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     nf.add_argument("image", help="an image written by impasto")
     nf.add_argument("--json", action="store_true", help="print the stored record as JSON")
 
+    sc = sub.add_parser(
+        "score",
+        help="judge a result on VGG-16: its distance to the style and to the photo",
+        description="Two figures on VGG-16 (a network impasto does not optimise by default): the "
+        "style distance (relative Gram error, 0 = the style's statistics) and the content "
+        "distance (LPIPS-VGG, 0 = the photo itself). Lower is closer.",
+    )
+    sc.add_argument("output", metavar="OUT", help="the image to judge")
+    sc.add_argument("--content", required=True, metavar="C", help="the photo it was made from")
+    sc.add_argument("--style", required=True, metavar="S", help="the style image it was made with")
+    sc.add_argument("--json", action="store_true", help='print {"style": .., "content": ..}')
+    sc.add_argument("--cache-dir", help="where decoded weights are cached (default: $IMPASTO_HOME "
+                    "or the user cache dir)")  # fmt: skip
+
     ly = sub.add_parser("layers", help="list the layer names one may pick")
     ly.add_argument("--network", choices=literal_choices("network"), default="vgg19")
 
@@ -469,6 +483,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from impasto.score import score
+
+    result = score(args.output, args.content, args.style, cache=args.cache_dir)
+    if args.json:
+        print(json.dumps(asdict(result)))
+        return 0
+    print(f"style distance   {result.style:.4f}  (VGG-16 Gram, 0 = the style's statistics)")
+    print(f"content distance {result.content:.4f}  (LPIPS-VGG, 0 = the photo itself)")
+    return 0
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     from impasto.features import layer_names
 
@@ -511,7 +540,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "stylize": cmd_stylize, "sheet": cmd_sheet, "info": cmd_info, "layers": cmd_layers, "weights": cmd_weights,
-    "serve": cmd_serve,
+    "serve": cmd_serve, "score": cmd_score,
 }  # fmt: skip
 
 
