@@ -22,7 +22,7 @@ def _stylize_parser():
 
 def test_cli_options_agree_with_the_dataclass():
     parser = _stylize_parser()
-    options = {a.dest: a for a in parser._actions}
+    options = {a.dest: a for a in parser._actions if a.option_strings != ["--single-scale"]}
     for f in fields(StyleConfig):
         action = options[f.name]
         assert action.option_strings == [f"--{opt_name(f.name)}"]
@@ -43,15 +43,26 @@ def test_cli_values_reach_the_config():
     )  # fmt: skip
     c = config_from_args(args)
     assert (c.network, c.optimizer, c.lr, c.iterations, c.init, c.style_weight, c.tv_weight) == (
-        "vgg16", "adam", 10.0, 800, "noise", 1e4, 1e-3,
+        "vgg16", "adam", 10.0, (800,), "noise", 1e4, 1e-3,
     )
     assert c.style_layer_weights == (1.0,) * 5 and args.save_every == 50
+
+
+def test_scale_options_reach_the_config():
+    parse = build_parser().parse_args
+    c = config_from_args(parse(["stylize", "c", "s", "-o", "o.png", "--size", "1024", "--min-size", "128",
+                                "--scales", "3", "--iterations", "60,30,10"]))  # fmt: skip
+    assert c.schedule() == ((128, 60), (362, 30), (1024, 10))
+    single = config_from_args(parse(["stylize", "c", "s", "-o", "o.png", "--single-scale"]))
+    assert single.scales == 1 and single.schedule() == ((512, 200),)
+    with pytest.raises(SystemExit):
+        parse(["stylize", "c", "s", "-o", "o.png", "--iterations", "60,x"])
 
 
 def test_options_override_a_preset():
     args = build_parser().parse_args(["stylize", "c", "s", "-o", "o.png", "--preset", "tutorial", "--iterations", "7"])
     c = config_from_args(args)
-    assert c.iterations == 7 and c.network == "vgg16" and c.optimizer == "adam"
+    assert c.iterations == (7,) and c.network == "vgg16" and c.optimizer == "adam"
 
 
 def test_version_and_help(capsys):
@@ -378,5 +389,5 @@ def test_readme_options_table_agrees_with_the_dataclass():
         for line in table.splitlines()
         if line.startswith("| `--")
     )
-    expected = {f"--{opt_name(f.name)}": _format_default(f.default) for f in fields(StyleConfig)}
+    expected = {f"--{opt_name(f.name)}": _format_default(f.default, f.metadata["none"]) for f in fields(StyleConfig)}
     assert rows == expected

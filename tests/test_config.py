@@ -34,7 +34,12 @@ def test_layer_weights_are_normalised():
         ({"lr": 0.0}, "--lr must be a finite number > 0"),
         ({"size": 0}, "--size must be a positive"),
         ({"size": 100_000}, "far too large"),
-        ({"iterations": 0}, "--iterations must be at least 1"),
+        ({"iterations": 0}, "--iterations must be whole numbers of at least 1"),
+        ({"iterations": (100, -1)}, "--iterations must be whole numbers of at least 1"),
+        ({"iterations": (10, 20, 30)}, "--iterations has 3 values for 2 scales"),
+        ({"scales": 0}, "--scales must be a whole number of at least 1"),
+        ({"min_size": 0}, "--min-size must be a positive"),
+        ({"size": 64, "min_size": 60, "scales": 8}, "the scales would repeat sizes"),
         ({"style_layers": ("conv1_1", "conv9_9")}, "unknown layer 'conv9_9'"),
         ({"content_layers": ("conv4_3x",)}, "did you mean 'conv4_3'"),
         ({"style_layer_weights": (1.0, 2.0)}, "has 2 values but --style-layers has 5"),
@@ -56,10 +61,11 @@ def test_literal_choices_come_from_annotations():
 
 def test_presets_override_and_are_overridden():
     t = StyleConfig.from_preset("tutorial")
-    assert (t.network, t.optimizer, t.init, t.iterations, t.tv_weight, t.lr) == ("vgg16", "adam", "noise", 1000, 0.0, 30.0)
+    assert (t.network, t.optimizer, t.init, t.iterations, t.tv_weight, t.lr) == ("vgg16", "adam", "noise", (1000,), 0.0, 30.0)
+    assert t.schedule() == ((512, 1000),)  # the tutorial's plain run: one scale
     tv = StyleConfig.from_preset("tutorial-tv")
-    assert tv.iterations == 500 and tv.tv_weight > 0
-    assert StyleConfig.from_preset("tutorial", iterations=5).iterations == 5
+    assert tv.iterations == (500,) and tv.tv_weight > 0
+    assert StyleConfig.from_preset("tutorial", iterations=5).iterations == (5,)
     with pytest.raises(UsageError, match="did you mean 'tutorial'"):
         StyleConfig.from_preset("tutorail")
 
@@ -68,3 +74,36 @@ def test_every_preset_key_is_a_field():
     names = {f.name for f in fields(StyleConfig)}
     for preset in PRESETS.values():
         assert set(preset) <= names
+
+
+# ----------------------------------------------------------------------------------------------
+# Coarse to fine
+
+
+@pytest.mark.parametrize(
+    "kwargs, schedule",
+    [
+        ({}, ((256, 100), (512, 40))),
+        ({"size": 500}, ((256, 100), (500, 40))),
+        ({"size": 2048}, ((256, 100), (512, 40), (1024, 40), (2048, 40))),
+        ({"size": 700}, ((256, 100), (423, 40), (700, 40))),  # factors of at most 2
+        ({"size": 256}, ((256, 200),)),  # at --min-size: one scale, the single-scale count
+        ({"size": 96}, ((96, 200),)),
+        ({"scales": 1}, ((512, 200),)),
+        ({"size": 1024, "scales": 3, "min_size": 128}, ((128, 100), (362, 40), (1024, 40))),
+        ({"iterations": 30}, ((256, 30), (512, 30))),
+        ({"iterations": (10, 20)}, ((256, 10), (512, 20))),
+        ({"scales": 1, "iterations": 7}, ((512, 7),)),
+    ],
+)
+def test_schedule_grows_from_min_size_to_size(kwargs, schedule):
+    c = StyleConfig(**kwargs)
+    assert c.schedule() == schedule
+    assert c.total_steps == sum(n for _, n in schedule)
+
+
+def test_stored_settings_from_before_scales_rerun_single_scale():
+    old = {"size": 512, "iterations": 200, "no_longer_an_option": 1}
+    assert StyleConfig(**StyleConfig.stored(old)).schedule() == ((512, 200),)
+    new = StyleConfig(size=512).to_dict()
+    assert StyleConfig(**StyleConfig.stored(new)) == StyleConfig(size=512)

@@ -54,3 +54,27 @@ def test_input_is_not_modified():
     copy = x0.clone()
     optimize(x0, _quadratic(torch.zeros_like(x0)), iterations=3)
     assert torch.equal(x0, copy)
+
+
+
+def test_lbfgs_undoes_a_step_that_blows_the_loss_up():
+    """A step after which the loss is more than 1.5x what it was is taken back: the image returns
+    to where it was before that step, the history is dropped, and the cautious first step of a
+    fresh L-BFGS follows from there."""
+    from impasto.optimize import BoxLBFGS
+
+    torch.manual_seed(0)
+    x0 = torch.rand(1, 3, 8, 8) * 0.5 + 0.25
+    g0, g1 = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
+    opt = BoxLBFGS()
+    x = x0.clone()
+    opt.step(x, g0, loss=1.0)
+    x1 = x.clone()
+    opt.step(x, g1, loss=1.4)  # worse, but no blow-up: the step stands
+    assert opt.restarts == 0 and not torch.allclose(x, x1)
+    opt.step(x, torch.randn(1, 3, 8, 8), loss=1.4 * 1.6)
+    assert opt.restarts == 1 and opt.s == []
+    fresh = BoxLBFGS()
+    expected = x1.clone()
+    fresh.step(expected, g1)
+    assert torch.allclose(x, expected)

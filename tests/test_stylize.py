@@ -1,5 +1,6 @@
 """End-to-end runs on the real pretrained weights, on small images (64-96 px)."""
 
+import importlib
 import math
 
 import pytest
@@ -316,3 +317,99 @@ def test_reduced_precision_agrees_with_fp32(small_pair, weights_home, precision)
         assert abs(seen[term] / seen_full[term] - 1) < 0.2, (term, seen[term], seen_full[term])
     assert compute_dtype("auto", torch.device("cpu")) is None
     assert compute_dtype(precision, torch.device("cpu")) == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+# ----------------------------------------------------------------------------------------------
+# Coarse to fine
+
+
+def test_coarse_to_fine_runs_each_scale_at_its_size_and_counts_steps_across_them(small_pair, weights_home):
+    content, style = small_pair
+    cfg = StyleConfig(size=96, min_size=48, iterations=(6, 4), tolerance=0)
+    seen = []
+    out = stylize(content, style, cfg, on_progress=lambda p: seen.append((p.step, p.total_steps, p.scale, p.scales,
+                                                                         tuple(p.image.shape[-2:]))), cache=weights_home)  # fmt: skip
+    assert out.shape == (1, 3, 96, 96)
+    assert seen == [(i, 10, 1, 2, (48, 48)) for i in range(1, 7)] + [(i, 10, 2, 2, (96, 96)) for i in range(7, 11)]
+
+
+def test_each_scale_starts_from_the_last_scales_result(small_pair, weights_home, monkeypatch):
+    """The second scale is initialised with the first scale's output, upsampled, not the photo."""
+    st = importlib.import_module("impasto.stylize")
+    from impasto.image import resize_to
+
+    content, style = small_pair
+    inits = []
+    real = st.optimize
+
+    def spy(image, *args, **kwargs):
+        inits.append(image.detach().clone())
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(st, "optimize", spy)
+    first = stylize(content, style, StyleConfig(size=48, iterations=6, tolerance=0), cache=weights_home)
+    stylize(content, style, StyleConfig(size=96, min_size=48, iterations=(6, 1), tolerance=0), cache=weights_home)
+    assert len(inits) == 3
+    assert torch.allclose(inits[2], resize_to(first, 96, 96), atol=1e-6)
+    assert float((inits[2] - resize_long_side(content, 96)).abs().mean()) > 0.01
+
+
+def test_style_targets_are_taken_at_each_scales_size(small_pair, weights_home, monkeypatch):
+    """--style-scale keeps its meaning at every scale: the style image shrinks with the output."""
+    st = importlib.import_module("impasto.stylize")
+
+    content, style = small_pair
+    sizes = []
+    real = st.style_targets
+
+    def spy(config, extractor, styles, *args):
+        sizes.append(tuple(styles[0].shape[-2:]))
+        return real(config, extractor, styles, *args)
+
+    monkeypatch.setattr(st, "style_targets", spy)
+    stylize(content, style, StyleConfig(size=96, min_size=48, iterations=(1, 1), style_scale=0.5), cache=weights_home)
+    assert sizes == [(19, 24), (38, 48)]
+
+
+def test_a_coarse_to_fine_run_keeps_the_content_and_takes_the_style(small_pair, weights_home, vgg16_home):
+    """The content/style balance holds across scales: judged on VGG-16 (which the run does not
+    optimise), a coarse-to-fine run ends about as near the photo as a single-scale run of the
+    same length, and about as near the painting."""
+    from impasto.score import score
+
+    content, style = small_pair
+    c2f = stylize(content, style, StyleConfig(size=96, min_size=48, iterations=(40, 10), tolerance=0), cache=weights_home)
+    single = stylize(content, style, StyleConfig(size=96, scales=1, iterations=50, tolerance=0), cache=weights_home)
+    start = score(resize_long_side(content, 96), content, style, cache=vgg16_home)
+    a, b = score(c2f, content, style, cache=vgg16_home), score(single, content, style, cache=vgg16_home)
+    assert a.style < 0.8 * start.style, (a, start)
+    assert a.content < 1.25 * b.content and a.style < 1.25 * b.style, (a, b)
+
+
+@pytest.mark.parametrize("stop_at", [4, 9])
+def test_resume_within_either_scale_reaches_the_uninterrupted_pixels(small_pair, weights_home, tmp_path, stop_at):
+    from impasto.checkpoint import load_checkpoint
+    from impasto.stylize import resume
+
+    content, style = small_pair
+    cfg = StyleConfig(size=96, min_size=48, iterations=(6, 6), tolerance=0)
+    whole = stylize(content, style, cfg, cache=weights_home)
+    ckpt = tmp_path / "out.png.ckpt"
+
+    def stop(p):
+        if p.step == stop_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stylize(content, style, cfg, on_progress=stop, cache=weights_home, checkpoint=ckpt, checkpoint_every=0)
+    assert load_checkpoint(ckpt)["state"]["scale"] == (0 if stop_at <= 6 else 1)
+    steps = []
+    resumed = resume(ckpt, on_progress=lambda p: steps.append(p.step), cache=weights_home)
+    assert steps == list(range(stop_at + 1, 13))
+    assert torch.allclose(resumed, whole, atol=1e-5), float((resumed - whole).abs().max())
+
+
+def test_too_small_a_min_size_is_a_clear_error(small_pair, weights_home):
+    content, style = small_pair
+    with pytest.raises(InputError, match="at the smallest scale .--min-size 8.*use a larger --min-size"):
+        stylize(content, style, StyleConfig(size=96, min_size=8, iterations=1), cache=weights_home)

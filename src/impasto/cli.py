@@ -39,6 +39,13 @@ def _comma_strings(text: str) -> tuple[str, ...]:
     return items
 
 
+def _comma_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in _comma_strings(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, found '{text}'") from None
+
+
 def _comma_floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(t) for t in _comma_strings(text))
@@ -67,18 +74,18 @@ def _option_kwargs(name: str, annotation: Any) -> dict[str, Any]:
     if origin in (typing.Union, types.UnionType):  # X | None
         return _option_kwargs(name, next(a for a in args if a is not type(None)))
     if origin is tuple:
-        return {"type": _comma_floats if args[0] is float else _comma_strings}
+        return {"type": {float: _comma_floats, int: _comma_ints}.get(args[0], _comma_strings)}
     if annotation in (int, float):
         return {"type": _number(annotation)}
     return {"type": str}
 
 
-def _format_default(value: Any) -> str:
+def _format_default(value: Any, none: str = "equal") -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(map(_format_default, value))
     if isinstance(value, float):
         return f"{value:g}"
-    return "equal" if value is None else str(value)
+    return none if value is None else str(value)
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -88,11 +95,14 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("style options (defaults from StyleConfig)")
     for f in fields(StyleConfig):
         kwargs = _option_kwargs(f.name, hints[f.name])
-        help_text = f"{f.metadata['help']} (default: {_format_default(f.default)})"
+        help_text = f"{f.metadata['help']} (default: {_format_default(f.default, f.metadata['none'])})"
         group.add_argument(
             f"--{opt_name(f.name)}", dest=f.name, default=argparse.SUPPRESS, help=help_text,
             metavar=f.metadata.get("metavar") if "choices" not in kwargs else None, **kwargs,
         )  # fmt: skip
+        if f.name == "scales":
+            group.add_argument("--single-scale", dest="scales", action="store_const", const=1, default=argparse.SUPPRESS,
+                               help="one scale at --size, as in the paper (the same as --scales 1)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,7 +248,8 @@ class ProgressBar:
 
                 self.bar = tqdm(total=p.total_steps, initial=p.step - 1, unit="step", file=sys.stderr,
                                 dynamic_ncols=True, desc=self.desc)  # fmt: skip
-            self.bar.set_postfix({k: f"{v:.3g}" for k, v in p.losses.items()}, refresh=False)
+            scale = {"scale": f"{p.scale}/{p.scales}"} if p.scales > 1 else {}
+            self.bar.set_postfix(scale | {k: f"{v:.3g}" for k, v in p.losses.items()}, refresh=False)
             self.bar.update(p.step - self.bar.n)
 
     def close(self) -> None:
@@ -267,7 +278,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         output = check_output_path(args.resume)
         payload = load_checkpoint(checkpoint_path(output))
         record = dict(payload.get("extra") or {})
-        config = StyleConfig(**payload["config"])
+        config = StyleConfig(**StyleConfig.stored(payload["config"]))
         args.bit_depth = args.bit_depth or record.get("bit_depth")
         run = {"resume": payload}
     else:
@@ -356,9 +367,8 @@ def _stored_run(image: str) -> dict[str, Any]:
     def locate(p: str) -> str:
         return p if Path(p).exists() or not (here / p).exists() else str(here / p)
 
-    known = {f.name for f in fields(StyleConfig)}
     return {
-        "config": {k: v for k, v in meta["config"].items() if k in known},
+        "config": StyleConfig.stored(meta["config"]),
         "content": locate(meta["content"]),
         "styles": [locate(s) for s in meta.get("styles", [])],
         "content_masks": [locate(m) for m in meta.get("content_masks", [])],
@@ -462,8 +472,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(meta, indent=2))
         return 0
-    known = {f.name for f in fields(StyleConfig)}
-    config = StyleConfig(**{k: v for k, v in meta["config"].items() if k in known})
+    config = StyleConfig(**StyleConfig.stored(meta["config"]))
     print(f"{args.image}: made by impasto {meta.get('impasto', '?')}" + (f" on {meta['created']}" if meta.get("created") else ""))
     print(f"  content:  {meta.get('content')}")
     for s, w in zip(meta.get("styles", []), config.style_weights_for(len(meta.get("styles", [])) or 1)):

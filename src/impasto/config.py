@@ -24,13 +24,19 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 INIT_CHOICES = ("content", "noise", "style")
 
+# Coarse-to-fine: steps at the smallest scale and at each larger one; most of the work happens
+# where a step is cheap (a 256 px step costs a quarter of a 512 px one). Measured in bench/.
+DEFAULT_ITERATIONS = (100, 40)
+SINGLE_SCALE_ITERATIONS = 200
+
 # Absurd sizes are refused before anything is allocated (the memory check in stylize.py gives
 # the precise figure for sizes below this).
 MAX_SIZE = 16384
 
 
-def _opt(default: Any, help: str, metavar: str | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "metavar": metavar})
+def _opt(default: Any, help: str, metavar: str | None = None, none: str = "equal") -> Any:
+    """A field with its --help text; ``none``: how a default of None reads in help and docs."""
+    return field(default=default, metadata={"help": help, "metavar": metavar, "none": none})
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,22 @@ class StyleConfig:
     )
     optimizer: Optimizer = _opt("lbfgs", "optimiser over the pixels")
     lr: float = _opt(10.0, "Adam step size in 8-bit pixel levels (0-255 scale, as in the tutorial)", "LR")
-    iterations: int = _opt(200, "maximum number of optimisation steps", "N")
+    iterations: tuple[int, ...] | None = _opt(
+        None,
+        "optimisation steps per scale, coarse to fine (one value: the same at every scale); "
+        f"default {DEFAULT_ITERATIONS[0]} at the smallest scale, {DEFAULT_ITERATIONS[1]} at each larger one, "
+        f"{SINGLE_SCALE_ITERATIONS} for a single-scale run",
+        "N[,N...]",
+        none="auto",
+    )
+    scales: int | None = _opt(
+        None,
+        "number of sizes the run passes through, from --min-size up to --size, each started from "
+        "the last one's result (default: as many as keep each step within 2x; 1 = the paper's single-scale run)",
+        "N",
+        none="auto",
+    )
+    min_size: int = _opt(256, "long side of the first, smallest scale in pixels", "PX")
     tolerance: float = _opt(
         1e-5, "stop early once the loss changes by less than this fraction for 20 steps (0 = never)", "TOL"
     )
@@ -99,6 +120,10 @@ class StyleConfig:
             if isinstance(value, str):
                 value = tuple(v.strip() for v in value.split(",") if v.strip())
             object.__setattr__(self, name, tuple(value))
+        if isinstance(self.iterations, (int, str)) and not isinstance(self.iterations, bool):
+            object.__setattr__(self, "iterations", (self.iterations,))
+        if isinstance(self.iterations, list):
+            object.__setattr__(self, "iterations", tuple(self.iterations))
         for name in ("style_layer_weights", "style_blend", "style_scale"):
             value = getattr(self, name)
             if isinstance(value, (int, float)):
@@ -122,8 +147,14 @@ class StyleConfig:
             raise UsageError(f"--size must be a positive number of pixels, not {self.size!r}")
         if self.size > MAX_SIZE:
             raise UsageError(f"--size {self.size} is far too large: the most impasto accepts is {MAX_SIZE} px")
-        if not isinstance(self.iterations, int) or self.iterations < 1:
-            raise UsageError(f"--iterations must be at least 1, not {self.iterations!r}")
+        if self.iterations is not None and (
+            not self.iterations or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in self.iterations)
+        ):
+            raise UsageError(f"--iterations must be whole numbers of at least 1, not {self.iterations!r}")
+        if self.scales is not None and (not isinstance(self.scales, int) or self.scales < 1):
+            raise UsageError(f"--scales must be a whole number of at least 1, not {self.scales!r}")
+        if not isinstance(self.min_size, int) or self.min_size < 1:
+            raise UsageError(f"--min-size must be a positive number of pixels, not {self.min_size!r}")
         for name in ("content_weight", "style_weight", "tv_weight", "tolerance"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -154,6 +185,7 @@ class StyleConfig:
                 raise UsageError(f"--style-layer-weights must be finite, >= 0 and not all 0, not {_join(ws)}")
         if not isinstance(self.seed, int):
             raise UsageError(f"--seed must be an integer, not {self.seed!r}")
+        self.schedule()  # raise now if --scales or --iterations do not fit
 
     @property
     def normalized_style_layer_weights(self) -> tuple[float, ...]:
@@ -179,11 +211,65 @@ class StyleConfig:
             )
         return self.style_scale
 
+    def scale_sizes(self) -> tuple[int, ...]:
+        """The long side of each scale, smallest first; the last is --size.
+
+        The sizes grow geometrically from --min-size, by a factor of at most 2 when --scales is
+        not given. A --size at or below --min-size is a single-scale run.
+        """
+        low = min(self.min_size, self.size)
+        if self.scales is None:
+            n = 1 if self.size <= low else 1 + math.ceil(math.log2(self.size / low) - 1e-9)
+        else:
+            n = self.scales
+        if n == 1:
+            return (self.size,)
+        sizes = [round(low * (self.size / low) ** (i / (n - 1))) for i in range(n)]
+        sizes[-1] = self.size
+        if len(set(sizes)) != n:
+            raise UsageError(
+                f"--scales {n} does not fit between --min-size {low} and --size {self.size}: "
+                f"the scales would repeat sizes ({_join(tuple(sizes))}); use fewer scales or a smaller --min-size"
+            )
+        return tuple(sizes)
+
+    def schedule(self) -> tuple[tuple[int, int], ...]:
+        """(long side, steps) for each scale, smallest first."""
+        sizes = self.scale_sizes()
+        n = len(sizes)
+        if self.iterations is None:
+            steps = (SINGLE_SCALE_ITERATIONS,) if n == 1 else DEFAULT_ITERATIONS[:1] + DEFAULT_ITERATIONS[1:] * (n - 1)
+        elif len(self.iterations) == 1:
+            steps = self.iterations * n
+        elif len(self.iterations) == n:
+            steps = self.iterations
+        else:
+            raise UsageError(
+                f"--iterations has {len(self.iterations)} values for {n} scales ({_join(sizes)} px); "
+                "give one value for every scale or one per scale"
+            )
+        return tuple(zip(sizes, steps))
+
+    @property
+    def total_steps(self) -> int:
+        return sum(steps for _, steps in self.schedule())
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def replace(self, **changes: Any) -> StyleConfig:
         return replace(self, **changes)
+
+    @classmethod
+    def stored(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Settings as stored with an earlier run (an image's metadata, a checkpoint), made
+        usable now: unknown names dropped, and a run stored before impasto had scales (no
+        ``scales`` entry) kept single-scale, so that it reruns as it ran."""
+        known = {f.name for f in fields(cls)}
+        out = {k: v for k, v in settings.items() if k in known}
+        if "scales" not in settings:
+            out["scales"] = 1
+        return out
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> StyleConfig:
@@ -200,7 +286,7 @@ def _as_float(name: str, value: Any) -> float:
         raise UsageError(f"--{opt_name(name)} must be numbers, not {value!r}") from None
 
 
-def _join(values: tuple[float, ...]) -> str:
+def _join(values: tuple[float, ...] | tuple[int, ...]) -> str:
     return ",".join(f"{v:g}" for v in values)
 
 
@@ -235,14 +321,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tutorial": dict(
         network="vgg16", content_layers=("conv4_2",),
         style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
-        optimizer="adam", lr=30.0, init="noise", iterations=1000, tolerance=0.0,
+        optimizer="adam", lr=30.0, init="noise", iterations=1000, scales=1, tolerance=0.0,
         content_weight=1.0, style_weight=0.1 * _TUTORIAL_STYLE_LAYERS * _TUTORIAL_K2, tv_weight=0.0, tv_norm="l1",
         loss_normalization="mean",
     ),
     "tutorial-tv": dict(
         network="vgg16", content_layers=("conv4_2",),
         style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
-        optimizer="adam", lr=30.0, init="noise", iterations=500, tolerance=0.0,
+        optimizer="adam", lr=30.0, init="noise", iterations=500, scales=1, tolerance=0.0,
         content_weight=1.0, style_weight=1.0 * _TUTORIAL_STYLE_LAYERS * _TUTORIAL_K2, tv_weight=100.0 * 255.0 / _TUTORIAL_K2, tv_norm="l1",
         loss_normalization="mean",
     ),

@@ -23,13 +23,16 @@ LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 # Early stop: the relative change of the loss must stay below the tolerance this many steps in a
 # row (L-BFGS without line search makes the odd tiny step, which alone must not end a run).
 PATIENCE = 20
+# L-BFGS undoes a step after which the loss is more than this many times what it was.
+BLOW_UP = 1.5
 
 
 @dataclass(frozen=True)
 class Progress:
     """One step of a run, as reported to ``on_progress``.
 
-    ``losses`` holds each weighted term (content, style, tv) and ``total`` their sum, measured on
+    ``step`` counts from 1 across all the scales of a run, up to ``total_steps``; ``scale`` of
+    ``scales`` tells which size the run is at. ``losses`` holds each weighted term (content, style, tv) and ``total`` their sum, measured on
     the image as it was before this step's update. ``image`` is the current image, (1, 3, H, W)
     in [0, 1]; it is the live tensor, so clone it to keep it past the callback.
     """
@@ -40,6 +43,8 @@ class Progress:
     total: float
     elapsed: float
     image: torch.Tensor | None = field(default=None, repr=False)
+    scale: int = 1  # which scale of a coarse-to-fine run (1 = the smallest)
+    scales: int = 1
 
     def replace(self, **changes: Any) -> Progress:
         return dataclasses.replace(self, **changes)
@@ -67,9 +72,22 @@ class BoxLBFGS:
         self.prev_x: torch.Tensor | None = None
         self.prev_g: torch.Tensor | None = None
         self.prev_blocked: torch.Tensor | None = None
+        self.prev_loss: float | None = None
+        self.restarts = 0
 
-    def step(self, x: torch.Tensor, grad: torch.Tensor) -> None:
-        """Move ``x`` (in place) given its gradient."""
+    def step(self, x: torch.Tensor, grad: torch.Tensor, loss: float | None = None) -> None:
+        """Move ``x`` (in place) given its gradient (and its loss, for the blow-up guard)."""
+        if loss is not None and self.prev_loss is not None and loss > BLOW_UP * self.prev_loss:
+            # The last step made things far worse (unit steps with no line search can, when the
+            # curvature pairs are poor, e.g. right after a jump in scale): undo it and start
+            # the history afresh, with the small first step, from where we were.
+            assert self.prev_x is not None and self.prev_g is not None
+            with torch.no_grad():
+                x.copy_(self.prev_x.view_as(x))
+            grad, loss = self.prev_g.view_as(x), self.prev_loss
+            self.s, self.y, self.rho, self.prev_x, self.prev_g, self.prev_blocked = [], [], [], None, None, None
+            self.restarts += 1
+        self.prev_loss = loss
         g = grad.flatten().float()
         flat = x.detach().flatten()
         blocked = ((flat <= 0) & (g > 0)) | ((flat >= 1) & (g < 0))
@@ -109,6 +127,8 @@ class BoxLBFGS:
             return {}
         assert self.prev_g is not None and self.prev_blocked is not None
         state = {"prev_x": self.prev_x, "prev_g": self.prev_g, "prev_blocked": self.prev_blocked}
+        if self.prev_loss is not None:
+            state["prev_loss"] = torch.tensor(self.prev_loss, dtype=torch.float64)
         if self.s:
             state |= {"s": torch.stack(self.s), "y": torch.stack(self.y), "rho": torch.tensor(self.rho, dtype=torch.float64)}
         return state
@@ -118,6 +138,7 @@ class BoxLBFGS:
         self.s = list(state["s"].unbind()) if "s" in state else []
         self.y = list(state["y"].unbind()) if "y" in state else []
         self.rho = state["rho"].tolist() if "rho" in state else []
+        self.prev_loss = float(state["prev_loss"]) if "prev_loss" in state else None
 
 
 CheckpointFn = Callable[[dict[str, Any]], None]
@@ -131,6 +152,7 @@ def optimize(
     iterations: int = 300,
     lr: float = 10.0,
     tolerance: float = 0.0,
+    history_size: int = 50,
     on_progress: ProgressFn | None = None,
     on_checkpoint: CheckpointFn | None = None,
     checkpoint_every: int = 0,
@@ -151,7 +173,7 @@ def optimize(
     """
     x = image.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
     if optimizer == "lbfgs":
-        lbfgs = BoxLBFGS()
+        lbfgs = BoxLBFGS(history_size)
     elif optimizer == "adam":
         adam = torch.optim.Adam([x], lr=lr / 255.0)
     else:
@@ -190,7 +212,7 @@ def optimize(
             assert x.grad is not None
             updating = True
             if optimizer == "lbfgs":
-                lbfgs.step(x, x.grad)
+                lbfgs.step(x, x.grad, total)
             else:
                 adam.step()
                 with torch.no_grad():

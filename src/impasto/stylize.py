@@ -6,12 +6,14 @@ image -> features -> losses -> optimize -> image
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from impasto import color, regions
@@ -91,7 +93,7 @@ def resume(
     payload = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
     if save_to is None and not isinstance(checkpoint, dict):
         save_to = checkpoint
-    config = StyleConfig(**payload["config"])
+    config = StyleConfig(**StyleConfig.stored(payload["config"]))
     inputs = Inputs(**payload["inputs"])
     return run(
         inputs, config, on_progress=on_progress, cache=cache, checkpoint=save_to,
@@ -110,12 +112,18 @@ def run(
     checkpoint_extra: dict[str, Any] | None = None,
     state: dict[str, Any] | None = None,
 ) -> torch.Tensor:
-    """The optimisation itself, on prepared inputs (``stylize`` and ``resume`` end here)."""
+    """The optimisation itself, on prepared inputs (``stylize`` and ``resume`` end here).
+
+    Coarse to fine: each scale of ``config.schedule()`` is a full optimisation at that size,
+    with content and style targets computed there, started from the previous scale's result
+    upsampled (the first from ``config.init``). The last scale is the requested size.
+    """
     device = resolve_device(config.device)
-    content, styles = colored_inputs(config, inputs)
-    init = initial_image(config, content, styles[0]) if state is None else content
-    if config.colors == "luminance":
-        init = color.luminance(init)
+    schedule = config.schedule()
+    if state is None:  # the starting image first: a bad --init costs nothing
+        content, styles = colored_inputs(config, inputs_at(inputs, config, schedule[0][0]))
+        start = initial_image(config, content, styles[0])
+        start = color.luminance(start) if config.colors == "luminance" else start
     net = VGGFeatures(
         config.network, config.content_layers + config.style_layers, pooling=config.pooling, cache=cache
     ).to(device)
@@ -125,17 +133,65 @@ def run(
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             return net(x)
 
-    # Targets are computed once, here, and never again per step.
+    total = sum(steps for _, steps in schedule)
+    first = state.get("scale", 0) if state is not None else 0
+    before = state.get("before", 0.0) if state is not None else 0.0
+    image: torch.Tensor | None = None
+    for index in range(first, len(schedule)):
+        long_side, steps = schedule[index]
+        scaled = inputs_at(inputs, config, long_side)
+        resuming = state if index == first else None
+        if resuming is not None:
+            init = scaled.content  # replaced by the checkpoint's image
+        elif image is None:
+            init = start
+        else:
+            init = resize_to(image, *scaled.content.shape[-2:])
+            init = color.luminance(init) if config.colors == "luminance" else init
+        offset = sum(n for _, n in schedule[:index])
+        image, elapsed = _run_scale(
+            scaled, config, extractor, device, init, steps,
+            on_progress=on_progress, position=(index, len(schedule), offset, total, before),
+            checkpoint=checkpoint, checkpoint_every=checkpoint_every, checkpoint_extra=checkpoint_extra,
+            full_inputs=inputs, state=resuming,
+        )  # fmt: skip
+        before += elapsed
+    assert image is not None
+    return image.cpu()
+
+
+def _run_scale(
+    scaled: Inputs,
+    config: StyleConfig,
+    extractor: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    device: torch.device,
+    init: torch.Tensor,
+    steps: int,
+    *,
+    on_progress: ProgressFn | None,
+    position: tuple[int, int, int, int, float],
+    checkpoint: str | os.PathLike[str] | None,
+    checkpoint_every: int,
+    checkpoint_extra: dict[str, Any] | None,
+    full_inputs: Inputs,
+    state: dict[str, Any] | None,
+) -> tuple[torch.Tensor, float]:
+    """One scale of a run: targets at this size, then the optimiser. Returns the image as the
+    user sees it (colours put back) and the seconds this scale took."""
+    index, n_scales, offset, total, before = position
+    content, styles = colored_inputs(config, scaled)
+    # Targets are computed once per scale, here, and never again per step.
     relative = config.loss_normalization == "relative"
     with torch.no_grad():
         content_features = extractor(content.to(device))
         content_target = ContentLoss(pick(content_features, config.content_layers), relative=relative)
         style_target = StyleLoss(
-            style_targets(config, extractor, styles, inputs, content_features, device),
+            style_targets(config, extractor, styles, scaled, content_features, device),
             dict(zip(config.style_layers, config.normalized_style_layer_weights)),
             statistic=config.style_loss,
             relative=relative,
         )
+        del content_features
     tv = TVLoss(config.tv_norm)
 
     def loss_fn(x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -148,30 +204,37 @@ def run(
 
     def finish(x: torch.Tensor) -> torch.Tensor:
         """The optimised image as the user sees it (with the photo's colours put back)."""
-        return color.with_chroma_of(x, inputs.content.to(x.device)) if config.colors == "luminance" else x
+        return color.with_chroma_of(x, scaled.content.to(x.device)) if config.colors == "luminance" else x
 
     def report(p: Progress) -> None:
-        if on_progress is not None:
-            on_progress(p if p.image is None or config.colors != "luminance" else p.replace(image=finish(p.image)))
+        if on_progress is None:
+            return
+        image = p.image if p.image is None or config.colors != "luminance" else finish(p.image)
+        on_progress(p.replace(step=offset + p.step, total_steps=total, elapsed=before + p.elapsed,
+                              image=image, scale=index + 1, scales=n_scales))  # fmt: skip
 
     def save(st: dict[str, Any]) -> None:
         assert checkpoint is not None
-        payload = {"config": config.to_dict(), "inputs": asdict(inputs), "state": st, "extra": checkpoint_extra}
+        st = st | {"scale": index, "before": before}
+        payload = {"config": config.to_dict(), "inputs": asdict(full_inputs), "state": st, "extra": checkpoint_extra}
         save_checkpoint(checkpoint, payload)
 
+    h, w = content.shape[-2:]
+    started = time.perf_counter() - (state["elapsed"] if state is not None else 0.0)
     result = optimize(
         init.to(device),
         loss_fn,
         optimizer=config.optimizer,
-        iterations=config.iterations,
+        iterations=steps,
         lr=config.lr,
         tolerance=config.tolerance,
+        history_size=lbfgs_history(h, w),
         on_progress=report,
         on_checkpoint=save if checkpoint is not None else None,
         checkpoint_every=checkpoint_every,
         resume=to_device(state, device) if state is not None else None,
     )
-    return finish(result).cpu()
+    return finish(result), time.perf_counter() - started
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,6 +263,7 @@ def prepare_inputs(
     sizes = {what: long_side_size(*img.shape[-2:], side) for (what, img), side in zip(images.items(), long_sides)}
     native = {what: tuple(img.shape[-2:]) for what, img in images.items()}
     check_sizes(config, sizes, resolve_device(config.device), native=native)
+    check_smallest_scale(config, sizes)
     resized = {what: resize_to(img, *sizes[what]) for what, img in images.items()}
 
     if style_masks and len(style_masks) != n:
@@ -280,6 +344,37 @@ def style_statistics(
             regions.check_at_layer(m, layer, what)
         out[layer] = stat.of(f, m)
     return out
+
+
+def inputs_at(inputs: Inputs, config: StyleConfig, long_side: int) -> Inputs:
+    """The inputs at one scale of the run: the content at ``long_side``, each style and mask
+    shrunk by the same factor (so --style-scale keeps its meaning at every scale)."""
+    if long_side == config.size:
+        return inputs
+    factor = long_side / config.size
+
+    def shrink(image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        return resize_to(image, max(1, round(h * factor)), max(1, round(w * factor)))
+
+    def fit(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(mask, size=like.shape[-2:], mode="area")
+
+    content = resize_to(inputs.content, *long_side_size(*inputs.content.shape[-2:], long_side))
+    styles = [shrink(s) for s in inputs.styles]
+    return Inputs(
+        content,
+        styles,
+        [fit(m, content) for m in inputs.content_masks],
+        [None if m is None else fit(m, s) for m, s in zip(inputs.style_masks, styles)],
+    )
+
+
+def lbfgs_history(height: int, width: int) -> int:
+    """L-BFGS memory: 50 pairs as usual, fewer for large images, so that the history (two
+    image-sized float32 vectors per pair) stays under about 1 GB (10 pairs at 2048 x 2048)."""
+    per_pair = 2 * 3 * height * width * 4
+    return max(10, min(50, 2**30 // per_pair))
 
 
 def pick(features: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -391,6 +486,24 @@ def check_sizes(
             f"--size {config.size} would need about {_gb(need_bytes)} of memory and this machine has "
             f"{_gb(have)} available; use a smaller --size"
         )
+
+
+def check_smallest_scale(config: StyleConfig, sizes: dict[str, tuple[int, int]]) -> None:
+    """Refuse a --min-size at which an image would be too small for the deepest layer."""
+    smallest = config.scale_sizes()[0]
+    if smallest == config.size:
+        return
+    layers = config.content_layers + config.style_layers
+    need = min_input_size(layers, config.network)
+    deepest = plan(layers, config.network)[-1].replace("relu", "conv")
+    factor = smallest / config.size
+    for what, (h, w) in sizes.items():
+        sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
+        if min(sh, sw) < need:
+            raise InputError(
+                f"{what} is {sw}x{sh} px at the smallest scale (--min-size {config.min_size}); {deepest} needs "
+                f"at least {need}x{need} px (use a larger --min-size, or --single-scale)"
+            )
 
 
 def available_memory(device: torch.device) -> int | None:

@@ -235,7 +235,7 @@ class JobManager:
         job = Job(
             id=job_id, folder=folder, content=content.name, styles=[s.name for s in styles],
             content_name=content_name, style_names=list(style_names), options=dict(options),
-            settings=config.to_dict(), config=config, total_steps=config.iterations,
+            settings=config.to_dict(), config=config, total_steps=config.total_steps,
         )  # fmt: skip
         with self._lock:
             if self.stopping:
