@@ -1,0 +1,36 @@
+"""Run a command as a child process and measure its wall time and peak resident memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    peak_rss_mb: float
+    stdout: str
+
+
+def run_measured(argv: list[str], log_path: Path, env: dict | None = None) -> Measured:
+    """Run argv to completion; stdout and stderr go to log_path as well as being returned.
+
+    Peak memory is the child's own maximum resident set size (``wait4`` on its pid), so it
+    counts neither this process nor earlier children.
+    """
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                 env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    stdout = Path(log_path).read_text()
+    if child.returncode != 0:
+        tail = "\n".join(stdout.splitlines()[-15:])
+        raise RuntimeError(f"{argv[0]} ... exited with {child.returncode}:\n{tail}")
+    return Measured(wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024, stdout=stdout)
