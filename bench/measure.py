@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -33,4 +34,15 @@ def run_measured(argv: list[str], log_path: Path, env: dict | None = None) -> Me
     if child.returncode != 0:
         tail = "\n".join(stdout.splitlines()[-15:])
         raise RuntimeError(f"{argv[0]} ... exited with {child.returncode}:\n{tail}")
-    return Measured(wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024, stdout=stdout)
+    result = Measured(wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024, stdout=stdout)
+    Path(str(log_path) + ".json").write_text(json.dumps({"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb}))
+    return result
+
+
+def measured_before(log_path: Path) -> Measured | None:
+    """What run_measured recorded for an earlier run with this log, if it finished."""
+    record = Path(str(log_path) + ".json")
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text())
+    return Measured(data["wall_s"], data["peak_rss_mb"], Path(log_path).read_text())
