@@ -264,6 +264,8 @@ def write_markdown(results: dict, path: Path) -> None:
     ]
     if s.get("peak_2048_mb"):
         lines.append(f"| peak memory of a 2048 px run | {s['peak_2048_mb'] / 1024:.2f} GB ({s['big_schedule']}) | under 8 GB |")
+    else:
+        lines.append("| peak memory of a 2048 px run | not measured in this run | under 8 GB |")
     lines += [
         "",
         "![quality against time](quality_vs_time.png)",
