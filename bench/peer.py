@@ -101,7 +101,7 @@ def run(content: Path, style: Path, *, python: Path, fresh: bool = False, log=pr
     """Run pastiche on one pair (or return the cached run); snapshots every SNAPSHOT_EVERY steps."""
     settings = {**DEFAULTS, **overrides}
     every = min(SNAPSHOT_EVERY, settings["num_steps"])
-    folder = CACHE / f"{PEER}-runs" / _key(content, style, {**settings, "every": every})
+    folder = _folder(content, style, settings)
     record = folder / "run.json"
     if record.exists() and not fresh:
         data = json.loads(record.read_text())
@@ -140,8 +140,11 @@ def run(content: Path, style: Path, *, python: Path, fresh: bool = False, log=pr
     return result
 
 
-def folder_of(result: PeerRun) -> Path:
-    settings = result.settings
+def _folder(content: Path, style: Path, settings: dict) -> Path:
+    """Where the run of these inputs and settings is cached."""
     every = min(SNAPSHOT_EVERY, settings["num_steps"])
-    return CACHE / f"{PEER}-runs" / _key(Path(result.content), Path(result.style),
-                                         {**settings, "every": every})
+    return CACHE / f"{PEER}-runs" / _key(Path(content), Path(style), {**settings, "every": every})
+
+
+def folder_of(result: PeerRun) -> Path:
+    return _folder(Path(result.content), Path(result.style), result.settings)
