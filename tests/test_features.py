@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from impasto.errors import UsageError
-from impasto.features import VGGFeatures, canonical, layer_names, min_input_size, plan
+from impasto.features import (
+    VGGFeatures,
+    activations_per_pixel,
+    canonical,
+    layer_names,
+    min_input_size,
+    plan,
+    recomputed_segments,
+)
 from tests.conftest import random_weights
 
 
@@ -86,3 +94,66 @@ def test_min_input_size():
     assert min_input_size(["conv5_1"], "vgg19") == 16
     assert min_input_size(["conv1_1", "conv4_2"], "vgg19") == 8
     assert min_input_size(["pool5"], "vgg16") == 32
+
+
+DEFAULT_LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+
+
+def _saved_bytes(net: VGGFeatures, x: torch.Tensor) -> int:
+    """Bytes of the distinct activations (not weights) the forward pass keeps for the backward."""
+    kept: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 4 and t.shape[0] == 1 and t.shape[-1] > 1:
+            kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(x)
+    return sum(kept.values())
+
+
+def test_recomputed_segments_are_the_first_blocks_between_wanted_layers():
+    assert recomputed_segments(DEFAULT_LAYERS, "vgg19") == [
+        ["relu1_2", "pool1", "relu2_1"],
+        ["relu2_2", "pool2", "relu3_1"],
+    ]
+
+
+def test_recompute_gives_the_same_features_and_gradient_and_keeps_less(vgg19_random):
+    net = VGGFeatures("vgg19", DEFAULT_LAYERS, weights=vgg19_random)
+    x = torch.rand(1, 3, 64, 48)
+
+    def grad_and_features(recompute: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        net.recompute = recompute
+        xi = x.clone().requires_grad_(True)
+        out = net(xi)
+        loss = sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() for f in out.values())
+        loss.backward()
+        return xi.grad, {k: v.detach() for k, v in out.items()}
+
+    g_plain, f_plain = grad_and_features(False)
+    g_re, f_re = grad_and_features(True)
+    assert torch.equal(g_plain, g_re)
+    assert all(torch.equal(f_plain[k], f_re[k]) for k in f_plain)
+
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    net.recompute = False
+    plain = _saved_bytes(net, x)
+    net.recompute = True
+    recomputed = _saved_bytes(net, x)
+    # Not kept: the insides of the two recomputed segments, relu1_2, pool1, relu2_2 and pool2
+    # (the pools with their int64 indices); the memory estimate counts exactly what is kept.
+    c = 4 * 64 * 64
+    assert plain - recomputed == 64 * c + 3 * 64 * c / 4 + 128 * c / 4 + 3 * 128 * c / 16
+    assert recomputed < 0.6 * plain
+    assert activations_per_pixel(DEFAULT_LAYERS, "vgg19") * c == plain
+    assert activations_per_pixel(DEFAULT_LAYERS, "vgg19", recompute=True) * c == recomputed
+
+
+def test_recompute_is_off_without_gradients(vgg19_random):
+    net = VGGFeatures("vgg19", DEFAULT_LAYERS, weights=vgg19_random)
+    net.recompute = True
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 32, 32))
+    assert out["conv5_1"].shape == (1, 512, 2, 2)

@@ -413,3 +413,37 @@ def test_too_small_a_min_size_is_a_clear_error(small_pair, weights_home):
     content, style = small_pair
     with pytest.raises(InputError, match="at the smallest scale .--min-size 8.*use a larger --min-size"):
         stylize(content, style, StyleConfig(size=96, min_size=8, iterations=1), cache=weights_home)
+
+
+def test_large_scales_recompute_activations_and_give_the_same_pixels(small_pair, weights_home, monkeypatch):
+    """Above RECOMPUTE_PIXELS the network recomputes its first blocks in the backward pass:
+    the run is the same, only its memory is less. Here the threshold sits between the scales."""
+    st = importlib.import_module("impasto.stylize")
+    content, style = small_pair
+    cfg = StyleConfig(size=96, min_size=48, iterations=(3, 3), tolerance=0)
+    plain = stylize(content, style, cfg, cache=weights_home)
+    used = []
+    real = VGGFeatures.forward
+
+    def spy(self, image):
+        if torch.is_grad_enabled() and image.requires_grad:
+            used.append((tuple(image.shape[-2:]), self.recompute))
+        return real(self, image)
+
+    monkeypatch.setattr(VGGFeatures, "forward", spy)
+    monkeypatch.setattr(st, "RECOMPUTE_PIXELS", 48 * 48)
+    recomputed = stylize(content, style, cfg, cache=weights_home)
+    assert {(48, 48): False, (96, 96): True} == dict(used)
+    assert torch.equal(plain, recomputed)
+
+
+def test_memory_estimate_counts_recomputation_and_the_smaller_history(monkeypatch):
+    st = importlib.import_module("impasto.stylize")
+    cfg = StyleConfig(size=2048)
+    assert st.recomputes(2048, 2048) and not st.recomputes(1024, 1024)
+    assert st.lbfgs_history(2048, 2048) == 5 and st.lbfgs_history(512, 512) == 50
+    with_recompute = st.memory_needed(cfg, 2048, 2048)
+    # Measured: a 2048 x 2048 run peaked at 7.55 GiB of resident memory.
+    assert 7.55 * 2**30 < with_recompute < 9 * 2**30
+    monkeypatch.setattr(st, "RECOMPUTE_PIXELS", 2**40)
+    assert st.memory_needed(cfg, 2048, 2048) > with_recompute + 2.5 * 2**30

@@ -149,6 +149,7 @@ def run(
             init = resize_to(image, *scaled.content.shape[-2:])
             init = color.luminance(init) if config.colors == "luminance" else init
         offset = sum(n for _, n in schedule[:index])
+        net.recompute = recomputes(*scaled.content.shape[-2:])
         image, elapsed = _run_scale(
             scaled, config, extractor, device, init, steps,
             on_progress=on_progress, position=(index, len(schedule), offset, total, before),
@@ -372,9 +373,21 @@ def inputs_at(inputs: Inputs, config: StyleConfig, long_side: int) -> Inputs:
 
 def lbfgs_history(height: int, width: int) -> int:
     """L-BFGS memory: 50 pairs as usual, fewer for large images, so that the history (two
-    image-sized float32 vectors per pair) stays under about 1 GB (10 pairs at 2048 x 2048)."""
+    image-sized float32 vectors per pair) stays under about 0.5 GB (5 pairs at 2048 x 2048)."""
     per_pair = 2 * 3 * height * width * 4
-    return max(10, min(50, 2**30 // per_pair))
+    return max(5, min(50, 2**29 // per_pair))
+
+
+# Above this many pixels the network recomputes its first blocks in the backward pass instead
+# of keeping them (features.VGGFeatures.recompute): at 2048 x 2048 that keeps 2.6 GB less.
+RECOMPUTE_PIXELS = 1024 * 1024
+# The program itself, its weights and its inputs: about what a small run's process holds.
+BASE_MEMORY = 2**30
+
+
+def recomputes(height: int, width: int) -> bool:
+    """Whether an image of this size is optimised with recomputed activations."""
+    return height * width > RECOMPUTE_PIXELS
 
 
 def pick(features: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -474,19 +487,32 @@ def check_sizes(
                 f"{what} is {w}x{h} px at --size {config.size}; {deepest} needs at least {need}x{need} px "
                 f"(use a larger --size, or shallower layers)"
             )
-    # The activations the backward pass keeps for the output image, with 20% slack, plus the
-    # L-BFGS history; the style image goes through once, without gradients, before the steps.
-    # Measured: a 2048 px run (astronaut x Starry Night, 3 steps at 2048) peaked at 10.1 GB of
-    # resident memory; this estimate gives 11.4 GB + 0.9 GB for a full 10-pair history there.
     h, w = sizes["content image"]
-    activations = activations_per_pixel(layers, config.network) * 4 * h * w
-    need_bytes = int(1.2 * activations + lbfgs_history(h, w) * 2 * 3 * h * w * 4)
+    need_bytes = memory_needed(config, h, w)
     have = available_memory(device)
     if have is not None and need_bytes > have:
         raise UsageError(
             f"--size {config.size} would need about {_gb(need_bytes)} of memory and this machine has "
             f"{_gb(have)} available; use a smaller --size"
         )
+
+
+def memory_needed(config: StyleConfig, height: int, width: int) -> int:
+    """Bytes a run at this output size needs at its peak, on a CPU: the activations the backward
+    pass keeps, the gradients alive while it goes through the first (widest) layers, the L-BFGS
+    history and the program itself. The style image goes through once, without gradients,
+    before the steps, and needs less.
+
+    Measured: a 2048 x 2048 run (astronaut x Starry Night, 6 steps at 2048, so a full 5-pair
+    history) peaked at 7.55 GiB of resident memory, where this gives 7.8 GiB; before
+    recomputation and the smaller history it peaked at 10.1 GiB with a 3-pair history.
+    """
+    pixels = height * width
+    layers = config.content_layers + config.style_layers
+    kept = activations_per_pixel(layers, config.network, pooling=config.pooling, recompute=recomputes(height, width))
+    transient = 3 * 64  # values per pixel: gradients and recomputed outputs of 64-channel layers
+    history = lbfgs_history(height, width) * 2 * 3
+    return int((kept + transient + history) * 4 * pixels + BASE_MEMORY)
 
 
 def check_smallest_scale(config: StyleConfig, sizes: dict[str, tuple[int, int]]) -> None:
