@@ -157,3 +157,11 @@ def test_recompute_is_off_without_gradients(vgg19_random):
     with torch.no_grad():
         out = net(torch.rand(1, 3, 32, 32))
     assert out["conv5_1"].shape == (1, 512, 2, 2)
+
+
+def test_tap_sees_each_asked_for_name_as_its_layer_is_reached(vgg19_random):
+    net = VGGFeatures("vgg19", ["conv3_1", "relu1_1", "conv1_1", "conv2_1"], weights=vgg19_random)
+    seen = []
+    out = net(torch.rand(1, 3, 16, 16), tap=lambda name, f: seen.append((name, f)))
+    assert [n for n, _ in seen] == ["relu1_1", "conv1_1", "conv2_1", "conv3_1"]
+    assert all(f is out[n] for n, f in seen)

@@ -88,6 +88,10 @@ def test_modules_equal_functions():
     assert torch.allclose(style(gen), expected)
     img = torch.rand(1, 3, 7, 5)
     assert torch.allclose(TVLoss("l2")(img), tv_loss(img, "l2"))
+    # Layer by layer (as a run takes them, while the network goes forward): the same total.
+    assert torch.allclose(style.layer_term("a", gen["a"]) + style.layer_term("b", gen["b"]), expected)
+    assert torch.allclose(content.layer_term("a", gen["a"]), content(gen))
+    assert content.layer_term("b", gen["b"]) == 0 and StyleLoss.from_features({"a": feats["a"]}, [1.0]).layer_term("b", gen["b"]) == 0
 
 
 def test_relative_losses_are_scale_free():

@@ -425,10 +425,10 @@ def test_large_scales_recompute_activations_and_give_the_same_pixels(small_pair,
     used = []
     real = VGGFeatures.forward
 
-    def spy(self, image):
+    def spy(self, image, tap=None):
         if torch.is_grad_enabled() and image.requires_grad:
             used.append((tuple(image.shape[-2:]), self.recompute))
-        return real(self, image)
+        return real(self, image, tap)
 
     monkeypatch.setattr(VGGFeatures, "forward", spy)
     monkeypatch.setattr(st, "RECOMPUTE_PIXELS", 48 * 48)
@@ -443,7 +443,7 @@ def test_memory_estimate_counts_recomputation_and_the_smaller_history(monkeypatc
     assert st.recomputes(2048, 2048) and not st.recomputes(1024, 1024)
     assert st.lbfgs_history(2048, 2048) == 5 and st.lbfgs_history(512, 512) == 50
     with_recompute = st.memory_needed(cfg, 2048, 2048)
-    # Measured: a 2048 x 2048 run peaked at 7.55 GiB of resident memory.
-    assert 7.55 * 2**30 < with_recompute < 9 * 2**30
+    # Measured: a 2048 x 2048 run peaked at 5.43 GiB of resident memory.
+    assert 5.43 * 2**30 < with_recompute < 6.5 * 2**30
     monkeypatch.setattr(st, "RECOMPUTE_PIXELS", 2**40)
     assert st.memory_needed(cfg, 2048, 2048) > with_recompute + 2.5 * 2**30

@@ -106,9 +106,16 @@ class ContentLoss(nn.Module):
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         total = torch.zeros((), device=self.target0.device)
-        for i, name in enumerate(self.layers):
-            total = total + getattr(self, f"scale{i}") * content_loss(features[name], getattr(self, f"target{i}"))
+        for name in self.layers:
+            total = total + self.layer_term(name, features[name])
         return total
+
+    def layer_term(self, name: str, features: torch.Tensor) -> torch.Tensor:
+        """One layer's share of ``forward`` (0 for a layer this loss does not use)."""
+        if name not in self.layers:
+            return torch.zeros((), device=self.target0.device)
+        i = self.layers.index(name)
+        return getattr(self, f"scale{i}") * content_loss(features, getattr(self, f"target{i}"))
 
 
 @dataclass
@@ -169,11 +176,20 @@ class StyleLoss(nn.Module):
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         total = torch.zeros((), device=next(iter(features.values())).device)
+        for name in self.layer_weights:
+            total = total + self.layer_term(name, features[name])
+        return total
+
+    def layer_term(self, name: str, features: torch.Tensor) -> torch.Tensor:
+        """One layer's share of ``forward``, over all targets (0 for a layer not used)."""
+        total = torch.zeros((), device=features.device)
+        w = self.layer_weights.get(name)
+        if w is None:
+            return total
         for t in self.targets:
-            for name, w in self.layer_weights.items():
-                mask = t.masks[name] if t.masks is not None else None
-                d = self.statistic.distance(features[name], t.stats[name], mask, relative=self.relative)
-                total = total + (t.weight * w) * d
+            mask = t.masks[name] if t.masks is not None else None
+            d = self.statistic.distance(features, t.stats[name], mask, relative=self.relative)
+            total = total + (t.weight * w) * d
         return total
 
 
