@@ -347,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         log(f"  impasto {impasto_final['style']:.4f} / {impasto_final['content']:.4f}, pastiche "
             f"{peer_final['style']:.4f} / {peer_final['content']:.4f}; whole-run speedup {pair['speedup_total']:.1f}x, "
-            f"at equal quality {pair['speedup_equal_quality'] or 0:.1f}x (pastiche step {match['step'] if match else '-'})")  # fmt: skip
+            + (f"at equal quality {pair['speedup_equal_quality']:.1f}x (pastiche step {match['step']})" if match
+               else "no pastiche snapshot matched on both figures"))  # fmt: skip
         results["pairs"].append(pair)
 
     # Speed at 512 x 512 on the first pair, the two programs alternately.
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         log("impasto at 2048 px (peak memory) ...")
         run_big = impasto_run(content, style, work / "big2048", big, every=0)
         summary["peak_2048_mb"] = run_big.peak_rss_mb
-        summary["big_schedule"] = ", ".join(f"{n} steps at {s} px" for s, n in StyleConfig(**big).schedule())
+        summary["big_schedule"] = ", ".join(f"{n} step{'s' if n != 1 else ''} at {s} px" for s, n in StyleConfig(**big).schedule())
         log(f"  2048 px: peak {run_big.peak_rss_mb:.0f} MB in {run_big.wall_s:.0f} s")
     results["summary"] = summary
     used = PAIRS[: 1 if args.quick else args.pairs]
