@@ -61,6 +61,29 @@ def test_matches_a_plain_reference_implementation(vgg19_random):
     assert torch.allclose(net(x)["conv1_1"], ref, atol=1e-3)
 
 
+def test_deep_features_and_gradient_match_a_plain_nchw_network(vgg19_random):
+    # The network runs channels-last with in-place ReLUs; neither may change what it computes:
+    # conv3_1 and the input gradient of a loss on two layers, against plain NCHW layers.
+    layers = ["conv2_1", "conv3_1"]
+    net = VGGFeatures("vgg19", layers, weights=vgg19_random)
+    x = torch.rand(1, 3, 24, 24, requires_grad=True)
+    out = net(x)
+    assert out["conv3_1"].is_contiguous(memory_format=torch.channels_last)
+    (out["conv2_1"].square().mean() + out["conv3_1"].square().mean()).backward()
+
+    def conv(t, name):
+        return torch.relu(torch.nn.functional.conv2d(t, vgg19_random[f"{name}.weight"], vgg19_random[f"{name}.bias"], padding=1))
+
+    y = x.detach().clone().requires_grad_(True)
+    t = y.flip(1) * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    t = torch.nn.functional.max_pool2d(conv(conv(t, "conv1_1"), "conv1_2"), 2)
+    c21 = conv(t, "conv2_1")
+    c31 = conv(torch.nn.functional.max_pool2d(conv(c21, "conv2_2"), 2), "conv3_1")
+    (c21.square().mean() + c31.square().mean()).backward()
+    assert torch.allclose(out["conv3_1"], c31, rtol=1e-4, atol=1e-3)
+    assert torch.allclose(x.grad, y.grad, rtol=1e-3, atol=1e-6 * float(y.grad.abs().max()))
+
+
 def test_vgg16_uses_imagenet_normalisation():
     w = random_weights("vgg16")
     net = VGGFeatures("vgg16", ["conv1_1"], weights=w)
