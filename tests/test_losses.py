@@ -6,6 +6,7 @@ from impasto.losses import (
     StyleLoss,
     TVLoss,
     content_loss,
+    gram_distance,
     gram_matrix,
     relative_scale,
     style_loss,
@@ -74,6 +75,31 @@ def test_gradcheck_through_float64_gram():
     x = torch.rand(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     assert gram_matrix(x).dtype == torch.float64
     assert torch.autograd.gradcheck(lambda x: gram_matrix(x).sum(), (x,))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_gram_distance_equals_the_autograd_loss_and_its_gradient(layout):
+    # The hand-written backward must give what autograd gives for the plain formula, whatever
+    # the feature map's layout (the network hands over channels-last maps).
+    torch.manual_seed(0)
+    x = torch.rand(1, 5, 4, 6, dtype=torch.float64)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    target = gram_matrix(torch.rand(1, 5, 7, 3, dtype=torch.float64))[0]
+    fast = gram_distance(x, target)
+    (grad_fast,) = torch.autograd.grad(fast, x)
+    plain = style_loss(gram_matrix(x)[0], target)
+    (grad_plain,) = torch.autograd.grad(plain, x)
+    assert torch.allclose(fast, plain, rtol=1e-12)
+    assert torch.allclose(grad_fast, grad_plain, rtol=1e-10, atol=1e-18)
+    assert grad_fast.abs().sum() > 0
+    assert torch.autograd.gradcheck(lambda f: gram_distance(f, target), (x,))
+
+
+def test_gram_distance_checks_shapes():
+    with pytest.raises(ValueError, match="C, C"):
+        gram_distance(torch.rand(1, 4, 3, 3), torch.eye(3))
 
 
 def test_modules_equal_functions():

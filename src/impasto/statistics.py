@@ -28,7 +28,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from impasto.errors import UsageError, did_you_mean
-from impasto.losses import gram_matrix, relative_scale, style_loss
+from impasto.losses import gram_distance, gram_matrix, relative_scale, style_loss
 
 Stats = dict[str, Tensor]
 
@@ -141,7 +141,11 @@ class GramStatistic(StyleStatistic):
         self, features: Tensor, target: Stats, mask: Tensor | None = None, *, relative: bool = True
     ) -> Tensor:
         # Mean squared difference, times 1 / mean(Gt^2): exactly losses.StyleLoss's layer term.
-        loss = style_loss(self._gram(features, mask), target["gram"])
+        if mask is None:
+            _check(features, mask)
+            loss = gram_distance(features, target["gram"])
+        else:
+            loss = style_loss(self._gram(features, mask), target["gram"])
         return loss * target["scale"] if relative else loss
 
 
