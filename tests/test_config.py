@@ -37,6 +37,7 @@ def test_layer_weights_are_normalised():
         ({"iterations": 0}, "--iterations must be whole numbers of at least 1"),
         ({"iterations": (100, -1)}, "--iterations must be whole numbers of at least 1"),
         ({"iterations": (10, 20, 30)}, "--iterations has 3 values for 2 scales"),
+        ({"size": 2048, "iterations": (10, 20, 30)}, "--iterations has 3 values for 4 scales"),
         ({"scales": 0}, "--scales must be a whole number of at least 1"),
         ({"min_size": 0}, "--min-size must be a positive"),
         ({"size": 64, "min_size": 60, "scales": 8}, "the scales would repeat sizes"),
@@ -68,6 +69,21 @@ def test_presets_override_and_are_overridden():
     assert StyleConfig.from_preset("tutorial", iterations=5).iterations == (5,)
     with pytest.raises(UsageError, match="did you mean 'tutorial'"):
         StyleConfig.from_preset("tutorail")
+
+
+def test_two_iteration_counts_mean_the_smallest_scale_then_each_larger():
+    assert StyleConfig(size=2048, iterations=(100, 40)).schedule() == StyleConfig(size=2048).schedule()
+    assert StyleConfig(size=2048, iterations=(7, 3)).schedule() == ((256, 7), (512, 3), (1024, 3), (2048, 3))
+    assert StyleConfig(size=512, iterations=(7, 3)).schedule() == ((256, 7), (512, 3))
+
+
+def test_painterly_preset_weighs_style_more_and_works_longer_at_every_size():
+    default = StyleConfig()
+    for size in (512, 1024, 2048):
+        p = StyleConfig.from_preset("painterly", size=size)
+        assert p.style_weight > default.style_weight
+        assert p.total_steps > StyleConfig(size=size).total_steps
+    assert StyleConfig.from_preset("painterly", style_weight=10).style_weight == 10
 
 
 def test_every_preset_key_is_a_field():
