@@ -88,15 +88,19 @@ class _GramDistance(torch.autograd.Function):
         features, diff = ctx.saved_tensors
         _, c, h, w = features.shape
         sym = (diff + diff.T) * (grad * 2.0 / (c * c * c * h * w))  # = 4 (G - T) / ... for symmetric T
-        if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+        if _channels_last(features):  # the gradient in the features' own layout
             return (_pixel_rows(features) @ sym).reshape(1, h, w, c).permute(0, 3, 1, 2), None
         return (sym @ features.reshape(c, h * w)).reshape(features.shape), None
+
+
+def _channels_last(features: torch.Tensor) -> bool:
+    return features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
 
 
 def _pixel_rows(features: torch.Tensor) -> torch.Tensor:
     """(1, C, H, W) -> (H*W, C): a view for a channels-last map, a transposed view otherwise."""
     _, c, h, w = features.shape
-    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+    if _channels_last(features):
         return features.permute(0, 2, 3, 1).reshape(h * w, c)
     return features.reshape(c, h * w).T
 
