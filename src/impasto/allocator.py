@@ -59,7 +59,7 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[None]:
     The price is memory: blocks freed in the heap do not always fit back together, so a run's
     peak grows (at 1024 x 1024, 25 steps: 3.39 GiB instead of 2.83; at 512 x 512 no change),
     and for a 2048 x 2048 run it nearly doubled (10.0 GiB instead of 5.4). impasto's runs use
-    it only up to a megapixel per scale.
+    it only when their largest scale is at most a megapixel.
     """
     global _active
     if _LIBC is None or not enabled:
