@@ -72,7 +72,7 @@ def test_presets_override_and_are_overridden():
 
 
 def test_two_iteration_counts_mean_the_smallest_scale_then_each_larger():
-    assert StyleConfig(size=2048, iterations=(100, 30)).schedule() == StyleConfig(size=2048).schedule()
+    assert StyleConfig(size=2048, iterations=(100, 50)).schedule() == StyleConfig(size=2048).schedule()
     assert StyleConfig(size=2048, iterations=(7, 3)).schedule() == ((256, 7), (512, 3), (1024, 3), (2048, 3))
     assert StyleConfig(size=512, iterations=(7, 3)).schedule() == ((256, 7), (512, 3))
 
@@ -99,16 +99,16 @@ def test_every_preset_key_is_a_field():
 @pytest.mark.parametrize(
     "kwargs, schedule",
     [
-        ({}, ((256, 100), (512, 30))),
-        ({"size": 500}, ((256, 100), (500, 30))),
-        ({"size": 2048}, ((256, 100), (512, 30), (1024, 30), (2048, 30))),
-        ({"size": 700}, ((256, 100), (423, 30), (700, 30))),  # factors of at most 2.5
-        ({"size": 617}, ((256, 100), (617, 30))),
-        ({"size": 1600}, ((256, 100), (640, 30), (1600, 30))),
+        ({}, ((256, 100), (512, 50))),
+        ({"size": 500}, ((256, 100), (500, 50))),
+        ({"size": 2048}, ((256, 100), (512, 50), (1024, 50), (2048, 50))),
+        ({"size": 700}, ((256, 100), (423, 50), (700, 50))),  # factors of at most 2.5
+        ({"size": 617}, ((256, 100), (617, 50))),
+        ({"size": 1600}, ((256, 100), (640, 50), (1600, 50))),
         ({"size": 256}, ((256, 200),)),  # at --min-size: one scale, the single-scale count
         ({"size": 96}, ((96, 200),)),
         ({"scales": 1}, ((512, 200),)),
-        ({"size": 1024, "scales": 3, "min_size": 128}, ((128, 100), (362, 30), (1024, 30))),
+        ({"size": 1024, "scales": 3, "min_size": 128}, ((128, 100), (362, 50), (1024, 50))),
         ({"iterations": 30}, ((256, 30), (512, 30))),
         ({"iterations": (10, 20)}, ((256, 10), (512, 20))),
         ({"scales": 1, "iterations": 7}, ((512, 7),)),
@@ -125,3 +125,18 @@ def test_stored_settings_from_before_scales_rerun_single_scale():
     assert StyleConfig(**StyleConfig.stored(old)).schedule() == ((512, 200),)
     new = StyleConfig(size=512).to_dict()
     assert StyleConfig(**StyleConfig.stored(new)) == StyleConfig(size=512)
+
+
+def test_settings_stored_before_the_style_distance_and_coarse_style_rerun_as_they_ran():
+    old = StyleConfig().to_dict()
+    del old["style_distance"], old["coarse_style"]
+    cfg = StyleConfig(**StyleConfig.stored(old))
+    assert cfg.style_distance == "squared" and cfg.coarse_style == 1.0
+    now = StyleConfig(**StyleConfig.stored(StyleConfig().to_dict()))
+    assert now.style_distance == "norm" and now.coarse_style == 0.3
+
+
+def test_painterly_keeps_the_balance_it_was_measured_with():
+    cfg = StyleConfig.from_preset("painterly")
+    assert (cfg.style_distance, cfg.coarse_style, cfg.tv_weight, cfg.style_weight) == ("squared", 1.0, 0.05, 30.0)
+    assert StyleConfig.from_preset("tutorial").style_distance == "squared"

@@ -144,3 +144,20 @@ def test_losses_are_zero_at_the_target():
 def test_style_loss_needs_one_weight_per_layer():
     with pytest.raises(ValueError):
         StyleLoss.from_features({"a": torch.rand(1, 2, 2, 2)}, [0.5, 0.5])
+
+
+def test_style_loss_as_a_norm_is_the_root_of_each_layers_squared_distance():
+    torch.manual_seed(0)
+    feats = {"a": torch.randn(1, 4, 6, 6), "b": torch.randn(1, 8, 3, 3)}
+    targets = {k: torch.randn_like(v) for k, v in feats.items()}
+    squared = StyleLoss.from_features(targets, [0.25, 0.75])
+    norm = StyleLoss.from_features(targets, [0.25, 0.75])
+    norm.squared = False
+    for name in feats:
+        root = float((squared.layer_term(name, feats[name]) / squared.layer_weights[name]).sqrt())
+        assert float(norm.layer_term(name, feats[name])) == pytest.approx(root * norm.layer_weights[name], rel=1e-5)
+    # At an exact match: zero, with a zero (not infinite or NaN) gradient.
+    x = targets["a"].clone().requires_grad_(True)
+    value = norm.layer_term("a", x)
+    value.backward()
+    assert float(value) == pytest.approx(0.0, abs=1e-6) and torch.isfinite(x.grad).all()

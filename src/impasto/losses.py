@@ -185,7 +185,8 @@ class StyleTarget:
 class StyleLoss(nn.Module):
     """Sum over targets (regions) and layers of weight x layer weight x style distance.
 
-    The distance is that of ``statistic`` (``impasto.statistics``: Gram matrices by default).
+    The distance is that of ``statistic`` (``impasto.statistics``: Gram matrices by default),
+    squared (the paper's mean squared Gram difference) or, with ``squared=False``, its root.
     ``layer_weights`` are used as given; the caller normalises them (impasto: to sum to 1).
     With ``relative=True`` each layer's error is divided by the size of its target's statistics.
     """
@@ -197,9 +198,11 @@ class StyleLoss(nn.Module):
         *,
         statistic: str | StyleStatistic = "gram",
         relative: bool = True,
+        squared: bool = True,
     ) -> None:
         super().__init__()
         self.statistic = get_statistic(statistic) if isinstance(statistic, str) else statistic
+        self.squared = squared
         self.targets = list(targets)
         self.layer_weights = dict(layer_weights)
         self.relative = relative
@@ -239,6 +242,11 @@ class StyleLoss(nn.Module):
         for t in self.targets:
             mask = t.masks[name] if t.masks is not None else None
             d = self.statistic.distance(features, t.stats[name], mask, relative=self.relative)
+            if not self.squared:
+                # The distance itself: its gradient has the same size however near the target
+                # is, so layers already close keep pulling. (0 only at an exact match, where
+                # the clamp stops the gradient instead of making it infinite.)
+                d = d.clamp_min(1e-20).sqrt()
             total = total + (t.weight * w) * d
         return total
 

@@ -204,9 +204,11 @@ def _run_scale(
             dict(zip(config.style_layers, config.normalized_style_layer_weights)),
             statistic=config.style_loss,
             relative=relative,
+            squared=config.style_distance == "squared",
         )
         del content_features
     tv = TVLoss(config.tv_norm)
+    style_weight = config.style_weight * (config.coarse_style if index == 0 and n_scales > 1 else 1.0)
 
     def loss_fn(x: torch.Tensor) -> dict[str, torch.Tensor]:
         # Each layer's terms are taken as soon as the network reaches it (see VGGFeatures.forward):
@@ -222,7 +224,7 @@ def _run_scale(
         extractor(x, tap)
         return {
             "content": config.content_weight * sum(terms["content"], torch.zeros((), device=x.device)),
-            "style": config.style_weight * sum(terms["style"], torch.zeros((), device=x.device)),
+            "style": style_weight * sum(terms["style"], torch.zeros((), device=x.device)),
             "tv": config.tv_weight * tv(x),
         }
 
