@@ -483,3 +483,29 @@ def test_memory_estimate_counts_recomputation_and_the_smaller_history(monkeypatc
     assert 5.43 * 2**30 < with_recompute < 6.5 * 2**30
     monkeypatch.setattr(st, "RECOMPUTE_PIXELS", 2**40)
     assert st.memory_needed(cfg, 2048, 2048) > with_recompute + 2.5 * 2**30
+
+
+def test_a_checkpoint_resumes_on_its_own_schedule_when_the_default_changes(small_pair, weights_home, tmp_path, monkeypatch):
+    """A run on the default schedule stores that schedule step for step: resumed by a version
+    whose default differs, it still takes the steps it started with and gives the same pixels."""
+    config_module = importlib.import_module("impasto.config")
+    from impasto.stylize import resume
+
+    content, style = small_pair
+    monkeypatch.setattr(config_module, "DEFAULT_ITERATIONS", (5, 4))
+    cfg = StyleConfig(size=96, min_size=48, tolerance=0)
+    assert cfg.iterations is None and cfg.schedule() == ((48, 5), (96, 4))
+    whole = stylize(content, style, cfg, cache=weights_home)
+    ckpt = tmp_path / "out.png.ckpt"
+
+    def stop(p):
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stylize(content, style, cfg, on_progress=stop, cache=weights_home, checkpoint=ckpt, checkpoint_every=0)
+    monkeypatch.setattr(config_module, "DEFAULT_ITERATIONS", (2, 2))  # "a later version"
+    steps = []
+    resumed = resume(ckpt, on_progress=lambda p: steps.append(p.step), cache=weights_home)
+    assert steps == list(range(4, 10))
+    assert torch.allclose(resumed, whole, atol=1e-5), float((resumed - whole).abs().max())

@@ -121,6 +121,9 @@ def run(
     """
     device = resolve_device(config.device)
     schedule = config.schedule()
+    # The schedule written out step for step, so that a checkpoint resumes on the steps it was
+    # started with even if a later version changes the default schedule.
+    config = config.replace(iterations=tuple(steps for _, steps in schedule))
     if state is None:  # the starting image first: a bad --init costs nothing
         content, styles = colored_inputs(config, inputs_at(inputs, config, schedule[0][0]))
         start = initial_image(config, content, styles[0])
