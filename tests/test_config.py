@@ -72,7 +72,7 @@ def test_presets_override_and_are_overridden():
 
 
 def test_two_iteration_counts_mean_the_smallest_scale_then_each_larger():
-    assert StyleConfig(size=2048, iterations=(100, 50)).schedule() == StyleConfig(size=2048).schedule()
+    assert StyleConfig(size=2048, iterations=(60, 40)).schedule() == StyleConfig(size=2048).schedule()
     assert StyleConfig(size=2048, iterations=(7, 3)).schedule() == ((256, 7), (512, 3), (1024, 3), (2048, 3))
     assert StyleConfig(size=512, iterations=(7, 3)).schedule() == ((256, 7), (512, 3))
 
@@ -99,16 +99,16 @@ def test_every_preset_key_is_a_field():
 @pytest.mark.parametrize(
     "kwargs, schedule",
     [
-        ({}, ((256, 100), (512, 50))),
-        ({"size": 500}, ((256, 100), (500, 50))),
-        ({"size": 2048}, ((256, 100), (512, 50), (1024, 50), (2048, 50))),
-        ({"size": 700}, ((256, 100), (423, 50), (700, 50))),  # factors of at most 2.5
-        ({"size": 617}, ((256, 100), (617, 50))),
-        ({"size": 1600}, ((256, 100), (640, 50), (1600, 50))),
+        ({}, ((256, 60), (512, 40))),
+        ({"size": 500}, ((256, 60), (500, 40))),
+        ({"size": 2048}, ((256, 60), (512, 40), (1024, 40), (2048, 40))),
+        ({"size": 700}, ((256, 60), (423, 40), (700, 40))),  # factors of at most 2.5
+        ({"size": 617}, ((256, 60), (617, 40))),
+        ({"size": 1600}, ((256, 60), (640, 40), (1600, 40))),
         ({"size": 256}, ((256, 200),)),  # at --min-size: one scale, the single-scale count
         ({"size": 96}, ((96, 200),)),
         ({"scales": 1}, ((512, 200),)),
-        ({"size": 1024, "scales": 3, "min_size": 128}, ((128, 100), (362, 50), (1024, 50))),
+        ({"size": 1024, "scales": 3, "min_size": 128}, ((128, 60), (362, 40), (1024, 40))),
         ({"iterations": 30}, ((256, 30), (512, 30))),
         ({"iterations": (10, 20)}, ((256, 10), (512, 20))),
         ({"scales": 1, "iterations": 7}, ((512, 7),)),
