@@ -136,7 +136,8 @@ def test_settings_stored_before_the_style_distance_and_coarse_style_rerun_as_the
     assert now.style_distance == "norm" and now.coarse_style == 0.3
 
 
-def test_painterly_keeps_the_balance_it_was_measured_with():
-    cfg = StyleConfig.from_preset("painterly")
-    assert (cfg.style_distance, cfg.coarse_style, cfg.tv_weight, cfg.style_weight) == ("squared", 1.0, 0.05, 30.0)
+def test_painterly_keeps_the_default_balance_and_weighs_style_more():
+    cfg, default = StyleConfig.from_preset("painterly"), StyleConfig()
+    assert (cfg.style_distance, cfg.coarse_style, cfg.tv_weight) == (default.style_distance, default.coarse_style, default.tv_weight)
+    assert cfg.style_weight == 2 * default.style_weight and cfg.schedule() == ((256, 60), (512, 120))
     assert StyleConfig.from_preset("tutorial").style_distance == "squared"

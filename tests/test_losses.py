@@ -160,4 +160,4 @@ def test_style_loss_as_a_norm_is_the_root_of_each_layers_squared_distance():
     x = targets["a"].clone().requires_grad_(True)
     value = norm.layer_term("a", x)
     value.backward()
-    assert float(value) == pytest.approx(0.0, abs=1e-6) and torch.isfinite(x.grad).all()
+    assert float(value.detach()) == pytest.approx(0.0, abs=1e-6) and torch.isfinite(x.grad).all()

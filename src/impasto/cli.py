@@ -128,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--style-mask", action="append", default=[], metavar="MASK",
                     help="grey image, white where a style image's statistics come from: one per style")  # fmt: skip
     st.add_argument("--preset", choices=tuple(PRESETS), help="start from a recipe; options given here override it "
-                    "(painterly: style weight 30 and 180 steps at each larger scale, nearer the painting "
-                    "for about four times the default's time; tutorial: the reference tutorial's code, VGG-16 + Adam from noise; "
+                    "(painterly: style weight 20 and 120 steps at each larger scale, nearer the painting "
+                    "for about two and a half times the default's time; tutorial: the reference tutorial's code, VGG-16 + Adam from noise; "
                     "tutorial-tv: with its TV term)")  # fmt: skip
     st.add_argument("--like", metavar="IMAGE", help="rerun the settings stored in an image impasto made; "
                     "inputs and options given here override them")  # fmt: skip

