@@ -21,7 +21,7 @@ from impasto.image import check_output_path, save_image
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, FigureBase
 
 __all__ = ["contact_sheet", "make_report", "require_matplotlib"]
 
@@ -33,6 +33,7 @@ _RESULT_SCALE = 1.6  # the result is shown this many times taller than the input
 _INPUT_MAX_AREA = 0.8  # of the result's area, so a panorama beside a portrait stays smaller
 _RESULT_MAX_HEIGHT = 720  # px, so a tall portrait does not make the page a poster
 _PLOT_HEIGHT = 380  # px, the loss axes alone
+_LEGEND_NAME = 220  # px of a term's name in the legend, so that a long one cannot crowd the plot
 _SHEET_CELL = 400  # px, the longest side of a cell at most
 _SHEET_TEXT_COLUMN = 180  # px for row labels when there are no row header images
 _HEADER_SCALE = 0.75  # header images are smaller, so that they read as the originals
@@ -131,6 +132,7 @@ def _plot_losses(ax: Axes, history: Sequence[Mapping[str, float]], title: str) -
     marker = "o" if len(steps) == 1 else None  # a single step is a point, not a line
     for name, series, colour, width in curves:
         finite = series[np.isfinite(series)]
+        name = _fit(name, _LEGEND_NAME, ax.figure, {"fontsize": 12})
         label = f"{name}  {_number_text(finite[-1]) if finite.size else 'none'}"
         if _has_positive(series):
             # Zero and negative values are left out of the line rather than clipped.
@@ -339,7 +341,7 @@ def _render(figure: Figure) -> torch.Tensor:
     return rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
-def _fit(text: str, width: float, figure: Figure, style: dict[str, Any], lines: int = 1) -> str:
+def _fit(text: str, width: float, figure: FigureBase, style: dict[str, Any], lines: int = 1) -> str:
     """``text`` wrapped to ``width`` px on at most ``lines`` lines, the rest cut with "…".
 
     A label wider than its image would make the layout shrink the images to make room for it.
@@ -353,7 +355,10 @@ def _fit(text: str, width: float, figure: Figure, style: dict[str, Any], lines: 
         return text
     # Characters per line from this text's own mean glyph width, less a little for uneven lines.
     chars = max(4, int(0.95 * len(text) * width / measured))
-    return "\n".join(textwrap.wrap(text, chars, max_lines=lines, placeholder=" …"))
+    wrapped = textwrap.wrap(text, chars)  # a word longer than a line is split, not dropped
+    if len(wrapped) > lines:
+        wrapped = wrapped[: lines - 1] + [wrapped[lines - 1][: chars - 1].rstrip() + "…"]
+    return "\n".join(wrapped)
 
 
 def _check_images(named: Sequence[tuple[Any, str]]) -> None:
