@@ -103,8 +103,7 @@ def make_report(
     _arrange(figure, _PAGE_WIDTH, images + plot, heading, left=True)
 
     # Two subfigures, so that the plot's tick labels and legend do not squeeze the images.
-    subfigures: Any = figure.subfigures(2, 1, height_ratios=[images, plot])
-    top, bottom = subfigures
+    top, bottom = figure.subfigures(2, 1, height_ratios=[images, plot])  # type: ignore[misc]
     row = top.subplots(1, len(panels), width_ratios=widths, squeeze=False)[0]
     for ax, (image, label, detail), width in zip(row, panels, widths):
         _show(ax, image, anchor="NW")  # top-left, so that the labels over the images line up
@@ -122,19 +121,18 @@ def _plot_losses(ax: Axes, history: Sequence[Mapping[str, float]], title: str) -
     """One line per loss term and their total on a log scale, the final values in the legend."""
     names, values = _loss_table(history)
     curves = [(name, values[:, i], f"C{i}", 1.8) for i, name in enumerate(names)]
-    if sum(_has_positive(values[:, i]) for i in range(len(names))) > 1:
+    if (values > 0).any(axis=0).sum() > 1:  # beside a single term, the total would hide it
         # A step where every term is missing stays missing rather than summing to 0.
         present = ~np.isnan(values).all(axis=1)
         total = np.where(present, np.nansum(values, axis=1), np.nan)
         curves.append(("total", total, "#111111", 2.6))
-
     steps = np.arange(1, len(history) + 1)
     marker = "o" if len(steps) == 1 else None  # a single step is a point, not a line
     for name, series, colour, width in curves:
         finite = series[np.isfinite(series)]
         name = _fit(name, _LEGEND_NAME, ax.figure, {"fontsize": 12})
         label = f"{name}  {_number_text(finite[-1]) if finite.size else 'none'}"
-        if _has_positive(series):
+        if (series > 0).any():
             # Zero and negative values are left out of the line rather than clipped.
             shown = np.where(series > 0, series, np.nan)
             ax.plot(steps, shown, color=colour, linewidth=width, marker=marker, label=label)
@@ -147,7 +145,7 @@ def _plot_losses(ax: Axes, history: Sequence[Mapping[str, float]], title: str) -
     ax.spines[["top", "right"]].set_visible(False)
     ax.spines[["left", "bottom"]].set_color("#999999")
     ax.tick_params(labelsize=_DETAIL["fontsize"], colors=_SECONDARY, which="both")
-    if any(_has_positive(series) for _, series, _, _ in curves):
+    if any((series > 0).any() for _, series, _, _ in curves):
         ax.set(yscale="log", xlim=(1, max(len(steps), 2)), axisbelow=True)
         ax.grid(True, which="both", color=_GRID, linewidth=0.8)
     else:
@@ -175,11 +173,6 @@ def _loss_table(history: Sequence[Mapping[str, float]]) -> tuple[list[str], np.n
 
 def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-
-
-def _has_positive(series: np.ndarray) -> bool:
-    """Whether any value can be drawn on a log scale."""
-    return bool(np.any(np.isfinite(series) & (series > 0)))
 
 
 def contact_sheet(
@@ -217,9 +210,8 @@ def contact_sheet(
     _check_length(row_labels, "row_labels", rows, "rows of cells")
     for r, row in enumerate(cells):
         if len(row) != cols:
-            raise ValueError(
-                f"cells row {r} has {len(row)} entries, but col_labels names {cols} columns"
-            )
+            message = f"cells row {r} has {len(row)} entries, but col_labels names {cols} columns"
+            raise ValueError(message)
     _check_length(row_headers, "row_headers", rows, "rows of cells")
     _check_length(col_headers, "col_headers", cols, "columns")
     named = [(im, f"cells[{r}][{c}]") for r, row in enumerate(cells) for c, im in enumerate(row)]
@@ -248,9 +240,6 @@ def contact_sheet(
     guess = sum(row_h) + (2 * _PAD + 3 * _line_px(_LABEL)) * (len(grid) + 1)
     _arrange(figure, width, guess, "", left=False)
 
-    def label(text: str, width: float, lines: int = 2) -> str:
-        return _fit(str(text), width, figure, _LABEL, lines)
-
     spec = figure.add_gridspec(len(grid), cols + c0, width_ratios=col_w, height_ratios=row_h)
     axes: dict[tuple[int, int], Axes] = {}
     for r, c in np.ndindex(len(grid), cols + c0):
@@ -259,13 +248,13 @@ def contact_sheet(
         anchor = "S" if r < r0 else "N" if c < c0 else "C"  # so that header labels line up
         ax = axes[r, c] = _show(figure.add_subplot(spec[r, c]), grid[r][c], aspect, anchor)
         if r < r0:
-            ax.set_xlabel(label(col_labels[c - c0], col_w[c]), **_LABEL)
+            ax.set_xlabel(_fit(col_labels[c - c0], col_w[c], figure, _LABEL, 2), **_LABEL)
         elif c < c0:
-            ax.set_xlabel(label(row_labels[r - r0], col_w[c]), **_LABEL)
+            ax.set_xlabel(_fit(row_labels[r - r0], col_w[c], figure, _LABEL, 2), **_LABEL)
         elif r == 0:  # no header images above
-            ax.set_title(label(col_labels[c - c0], col_w[c]), **_LABEL)
+            ax.set_title(_fit(col_labels[c - c0], col_w[c], figure, _LABEL, 2), **_LABEL)
         if c == c0 == 0 and r >= r0:  # no header images on the left
-            text = label(row_labels[r - r0], _SHEET_TEXT_COLUMN, lines=3)
+            text = _fit(row_labels[r - r0], _SHEET_TEXT_COLUMN, figure, _LABEL, 3)
             ax.set_ylabel(text, rotation=0, ha="right", va="center", **_LABEL)
     if corner:  # diagonally above-left of the first result, out of the layout's way
         text = _fit(corner, _SHEET_TEXT_COLUMN, figure, _DETAIL)
@@ -277,15 +266,13 @@ def contact_sheet(
     # Constrained layout's margins do not depend on the page size, so a trial layout tells how
     # much of the page is not cells; the page is then that plus the cells at their planned size.
     figure.draw_without_rendering()
-    (r, c), page = max(axes), figure.bbox
-    box = axes[r, c].get_position(original=True)
-    cells_w, cells_h = box.width * page.width / col_w[c], box.height * page.height / row_h[r]
-    cells_w, cells_h = cells_w * sum(col_w), cells_h * sum(row_h)
-    scale = min(1.0, (_PAGE_WIDTH - page.width + cells_w) / sum(col_w))
-    width = page.width - cells_w + scale * sum(col_w)
+    cell, page = axes[max(axes)].get_position(original=True), figure.bbox  # a box_w x box_h result
+    other_w = page.width - cell.width * page.width / box_w * sum(col_w)
+    other_h = page.height - 2 * _MARGIN - cell.height * page.height / box_h * sum(row_h)
+    scale = min(1.0, (_PAGE_WIDTH - other_w) / sum(col_w))
+    width = other_w + scale * sum(col_w)
     heading = _fit(title, width - 2 * _MARGIN, figure, _HEADING, 3) if title else ""
-    content = page.height - 2 * _MARGIN - cells_h + scale * sum(row_h)
-    _arrange(figure, width, content, heading, left=False)
+    _arrange(figure, width, other_h + scale * sum(row_h), heading, left=False)
     return save_image(_render(figure), out)
 
 
@@ -342,10 +329,8 @@ def _render(figure: Figure) -> torch.Tensor:
 
 
 def _fit(text: str, width: float, figure: FigureBase, style: dict[str, Any], lines: int = 1) -> str:
-    """``text`` wrapped to ``width`` px on at most ``lines`` lines, the rest cut with "…".
-
-    A label wider than its image would make the layout shrink the images to make room for it.
-    """
+    """``text`` wrapped to ``width`` px on at most ``lines`` lines, the rest cut with "…", as
+    the layout would shrink the images to make room for a label wider than its image."""
     from matplotlib.font_manager import FontProperties
 
     font = FontProperties(size=style["fontsize"], weight=style.get("fontweight", "normal"))
@@ -365,11 +350,11 @@ def _check_images(named: Sequence[tuple[Any, str]]) -> None:
     """TypeError or ValueError for each (image, name) that is neither None nor ``(1, 3, H, W)``."""
     for image, what in named:
         expected = f"{what} must be an image tensor (1, 3, H, W)"
-        if image is not None and not isinstance(image, torch.Tensor):
+        if image is None:
+            continue
+        if not isinstance(image, torch.Tensor):
             raise TypeError(f"{expected}, got {type(image).__name__}")
-        if image is not None and (
-            image.dim() != 4 or image.shape[:2] != (1, 3) or image.numel() == 0
-        ):
+        if image.dim() != 4 or image.shape[:2] != (1, 3) or image.numel() == 0:
             raise ValueError(f"{expected}, got {tuple(image.shape)}")
 
 
@@ -400,12 +385,12 @@ def _line_px(style: dict[str, Any]) -> float:
 
 def _duration_text(seconds: float) -> str:
     """``0.42 s``, ``4.5 s``, ``12 s``, ``4 min 05 s``, ``1 h 02 min``."""
-    seconds, whole = max(0.0, float(seconds)), round(max(0.0, float(seconds)))
+    seconds = max(0.0, float(seconds))
     if seconds < 60:
-        return f"{seconds:.2g} s" if seconds < 10 else f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole // 60 % 60:02d} min"
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def _number_text(value: float) -> str:
