@@ -1,8 +1,10 @@
 """Tests for impasto.report: the run report and the contact sheet.
 
-The pictures are checked by what a person would look for: each input image is somewhere on the
-page (solid colours that nothing else in the figure uses, found as solid blocks), the loss
-curves are drawn in their colours under the images, and the file is a PNG of the promised size.
+The pictures are checked by what a person would look for: each input image is on the page (solid
+colours that nothing else in the figure uses, found as solid blocks) in its place in the row or
+grid, upright and with its aspect ratio, with no label drawn over it and nothing running off the
+page; the loss curves are drawn in their colours under the images; the file is a PNG of the
+promised size.
 """
 
 from __future__ import annotations
@@ -80,6 +82,36 @@ def block_bottom(pixels: np.ndarray, colour: tuple[int, int, int]) -> int:
     return int(np.nonzero(colour_mask(pixels, colour).any(axis=1))[0].max())
 
 
+def bounds(pixels: np.ndarray, colour: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the pixels of exactly ``colour``, inclusive."""
+    rows, cols = np.nonzero(colour_mask(pixels, colour))
+    return int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())
+
+
+def centre(pixels: np.ndarray, colour: tuple[int, int, int]) -> tuple[float, float]:
+    """(y, x) of the middle of the block of ``colour``."""
+    top, bottom, left, right = bounds(pixels, colour)
+    return (top + bottom) / 2, (left + right) / 2
+
+
+def assert_uncovered(pixels: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """The block of ``colour`` is one solid rectangle: no text or line drawn over it."""
+    top, bottom, left, right = bounds(pixels, colour)
+    inside = pixels[top + 2 : bottom - 1, left + 2 : right - 1]  # clear of the frame's antialiasing
+    assert inside.size and colour_mask(inside, colour).all(), colour
+
+
+def assert_nothing_off_the_page(pixels: np.ndarray, margin: int = 8) -> None:
+    """A white band all round: no text, legend or image was cut by the page's edge."""
+    for band in (pixels[:margin], pixels[-margin:], pixels[:, :margin], pixels[:, -margin:]):
+        assert (band == 255).all()
+
+
+def count_runs(present: np.ndarray) -> int:
+    """How many separate runs of True a 1-D mask has."""
+    return int(np.count_nonzero(np.diff(present.astype(np.int8)) == 1) + present[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # make_report
 # ---------------------------------------------------------------------------------------------
@@ -106,6 +138,11 @@ def test_report_shows_every_image_with_the_result_largest(tmp_path, n_styles):
         assert has_block(pixels, colour, 40), colour
     red, green = colour_mask(pixels, RED).sum(), colour_mask(pixels, GREEN).sum()
     assert red > 1.5 * green  # same aspect, the result shown larger
+    # Content, the styles in order, then the result, left to right in one row.
+    xs = [centre(pixels, colour)[1] for colour in [GREEN, BLUE, YELLOW][: n_styles + 1] + [RED]]
+    assert xs == sorted(xs)
+    tops = [bounds(pixels, colour)[0] for colour in [GREEN, BLUE, YELLOW][: n_styles + 1] + [RED]]
+    assert max(tops) - min(tops) <= 2  # the row's images start at the same height
 
 
 def test_report_draws_a_curve_for_every_term_under_the_images(tmp_path):
@@ -187,6 +224,19 @@ def test_report_argument_mistakes_are_value_errors(tmp_path, changes, message):
     assert not (tmp_path / "report.png").exists()
 
 
+def test_report_image_that_is_not_a_tensor_is_a_type_error(tmp_path):
+    with pytest.raises(TypeError, match="content must be an image tensor"):
+        make_report(
+            tmp_path / "report.png",
+            content=np.zeros((8, 8, 3)),  # type: ignore[arg-type]
+            styles=[solid(BLUE)],
+            result=solid(RED),
+            history=[],
+            elapsed=1.0,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_output_path_is_checked_before_drawing(tmp_path):
     with pytest.raises(UsageError, match="impasto can write"):
         make_report(
@@ -224,6 +274,21 @@ def test_sheet_shows_every_cell_and_header(tmp_path):
     assert pixels.shape[1] <= 1600
     for colour in (RED, GREEN, BLUE, YELLOW, MAGENTA, CYAN, ORANGE, PURPLE):
         assert has_block(pixels, colour, 40), colour
+        assert_uncovered(pixels, colour)
+    x = {colour: centre(pixels, colour)[1] for colour in (RED, GREEN, BLUE, CYAN, ORANGE, PURPLE)}
+    y = {colour: centre(pixels, colour)[0] for colour in (RED, YELLOW, CYAN, ORANGE, MAGENTA)}
+    # The grid in order: the row header, then the cells left to right; rows top to bottom.
+    assert x[CYAN] < x[RED] < x[GREEN] < x[BLUE]
+    assert y[ORANGE] < y[RED] < y[YELLOW]
+    # Each header in its cells' row or column.
+    top, bottom, left, right = bounds(pixels, RED)
+    assert top < y[CYAN] < bottom and left < x[ORANGE] < right
+    top, bottom, left, right = bounds(pixels, GREEN)
+    assert left < x[PURPLE] < right
+    top, bottom, left, right = bounds(pixels, YELLOW)
+    assert top < y[MAGENTA] < bottom
+    # The missing cell (row 2, column 2) is an empty grey box where it belongs.
+    assert tuple(pixels[round(y[YELLOW]), round(x[GREEN])]) == (0xF2, 0xF2, 0xF2)
 
 
 @pytest.mark.parametrize(("rows", "cols"), [(1, 4), (4, 1), (1, 1), (3, 5)])
@@ -246,6 +311,10 @@ def test_sheet_any_grid(tmp_path, rows, cols, headers):
     assert has_block(pixels, RED, 30)
     if headers:
         assert has_block(pixels, GREEN, 30) and has_block(pixels, BLUE, 30)
+    # As many separate columns and rows of results as asked for.
+    red = colour_mask(pixels, RED)
+    assert count_runs(red.any(axis=0)) == cols and count_runs(red.any(axis=1)) == rows
+    assert_nothing_off_the_page(pixels)
 
 
 @pytest.mark.parametrize(
@@ -272,9 +341,96 @@ def test_sheet_mismatched_counts_are_value_errors(tmp_path, changes, message):
     assert not (tmp_path / "sheet.png").exists()
 
 
+def test_sheet_image_that_is_not_a_tensor_is_a_type_error(tmp_path):
+    with pytest.raises(TypeError, match=r"row_headers\[1\] must be an image tensor"):
+        contact_sheet(
+            tmp_path / "sheet.png",
+            [[solid(RED)], [solid(GREEN)]],
+            row_labels=["r1", "r2"],
+            col_labels=["c"],
+            row_headers=[None, np.zeros((8, 8, 3))],  # type: ignore[list-item]
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------------------------------------
-# Both: the optional dependency, atomic writes
+# Both: images shown as they are, text kept off them, the optional dependency, atomic writes
 # ---------------------------------------------------------------------------------------------
+
+
+def two_tone(height: int, width: int) -> torch.Tensor:
+    """Red over blue, so that a picture shown upside down or squashed is caught."""
+    image = solid(BLUE, height, width)
+    image[:, :, : height // 2] = solid(RED, height // 2, width)
+    return image
+
+
+def assert_upright_with_aspect(pixels: np.ndarray, aspect: float) -> None:
+    red_top, red_bottom, red_left, red_right = bounds(pixels, RED)
+    blue_top, blue_bottom, blue_left, blue_right = bounds(pixels, BLUE)
+    assert red_bottom < blue_top  # red above blue, as in the image
+    assert abs(red_left - blue_left) <= 1 and abs(red_right - blue_right) <= 1
+    shown = (red_right - red_left + 1) / (blue_bottom - red_top + 1)
+    assert shown == pytest.approx(aspect, rel=0.03)
+
+
+@pytest.mark.parametrize("aspect", [2.0, 0.5])
+def test_images_are_shown_upright_with_their_aspect_ratio(tmp_path, aspect):
+    image = two_tone(40, round(40 * aspect))
+    report = make_report(
+        tmp_path / "report.png",
+        content=solid(GREEN),
+        styles=[solid(YELLOW)],
+        result=image,
+        history=history(5),
+        elapsed=1.0,
+    )
+    assert_upright_with_aspect(read(report), aspect)
+    sheet = contact_sheet(
+        tmp_path / "sheet.png",
+        [[image, solid(GREEN, 30, 30)]],
+        row_labels=["r"],
+        col_labels=["a", "b"],
+    )
+    assert_upright_with_aspect(read(sheet), aspect)
+
+
+def test_long_text_wraps_or_is_cut_but_never_covers_an_image(tmp_path):
+    long = "a_file_name_with_no_spaces_that_goes_on_and_on_" * 3 + ".jpg"
+    words = "a title with many words that cannot possibly fit on one line of the page " * 6
+    out = make_report(
+        tmp_path / "report.png",
+        content=solid(GREEN, 30, 8),
+        styles=[solid(BLUE, 8, 30), solid(YELLOW)],
+        result=solid(RED, 30, 8),
+        history=[{long: 1.0 / (i + 1), "style": 2.0} for i in range(10)],
+        elapsed=3.0,
+        style_labels=[long, words],
+        blend=[0.123456789, 0.876543211],
+        title=words + long,
+    )
+    pixels = read(out)
+    assert pixels.shape[1] == 1600 and pixels.shape[0] < 1800
+    for colour in (GREEN, BLUE, YELLOW, RED):
+        assert_uncovered(pixels, colour)
+    assert_nothing_off_the_page(pixels)
+
+    for headers in (True, False):
+        out = contact_sheet(
+            tmp_path / "sheet.png",
+            [[solid(RED), solid(MAGENTA)], [solid(YELLOW), solid(CYAN)]],
+            row_labels=[long, words],
+            col_labels=[words, long],
+            row_headers=[solid(GREEN), solid(BLUE)] if headers else None,
+            col_headers=[solid(ORANGE), solid(PURPLE)] if headers else None,
+            corner="photo \\ style",
+            title=words,
+        )
+        pixels = read(out)
+        colours = (RED, MAGENTA, YELLOW, CYAN) + ((GREEN, BLUE, ORANGE, PURPLE) if headers else ())
+        for colour in colours:
+            assert_uncovered(pixels, colour)
+        assert_nothing_off_the_page(pixels)
 
 
 def draw_both(folder: Path) -> list[tuple[Path, object]]:
