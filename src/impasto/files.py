@@ -94,8 +94,8 @@ def _atomic_write(
     except OSError as error:
         raise _write_error(path, error) from error
     try:
-        text_options = {"encoding": "utf-8"} if mode == "w" else {}
-        with os.fdopen(descriptor, mode, **text_options) as stream:
+        encoding = "utf-8" if mode == "w" else None  # text is UTF-8 whatever the locale
+        with os.fdopen(descriptor, mode, encoding=encoding) as stream:
             if permissions_like_target and hasattr(os, "fchmod"):  # POSIX only
                 # mkstemp creates the file 0600; give the output the permissions a plain
                 # open() would (or those of the file it replaces).
