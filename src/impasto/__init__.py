@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from impasto.errors import ImpastoError, InputError, UsageError, WeightsError
 
-__version__ = "0.1.0"
+from impasto._version import __version__
 
 # Imported eagerly: the function ``stylize`` must win over the submodule of the same name, which
 # a lazy attribute cannot guarantee once ``impasto.stylize`` has been imported elsewhere.
