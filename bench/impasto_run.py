@@ -28,7 +28,12 @@ def main(argv: list[str]) -> int:
     ends = set()
     for done in range(1, len(config.schedule()) + 1):
         ends.add(sum(n for _, n in config.schedule()[:done]))
-    record: dict = {"settings": config.to_dict(), "schedule": config.schedule(), "snapshots": [], "steps": []}
+    record: dict = {
+        "settings": config.to_dict(),
+        "schedule": config.schedule(),
+        "snapshots": [],
+        "steps": [],
+    }
     saving = 0.0
     last = {"scale": 1}
 

@@ -25,8 +25,9 @@ def run_measured(argv: list[str], log_path: Path, env: dict | None = None) -> Me
     """
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                 env={**os.environ, **(env or {})})
+        child = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
@@ -35,7 +36,9 @@ def run_measured(argv: list[str], log_path: Path, env: dict | None = None) -> Me
         tail = "\n".join(stdout.splitlines()[-15:])
         raise RuntimeError(f"{argv[0]} ... exited with {child.returncode}:\n{tail}")
     result = Measured(wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024, stdout=stdout)
-    Path(str(log_path) + ".json").write_text(json.dumps({"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb}))
+    Path(str(log_path) + ".json").write_text(
+        json.dumps({"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb})
+    )
     return result
 
 

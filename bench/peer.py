@@ -58,8 +58,16 @@ def environment(fresh: bool = False) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"),
-             f"{PEER}=={PEER_VERSION}"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                str(ROOT / "constraints.txt"),
+                f"{PEER}=={PEER_VERSION}",
+            ],
             check=True,
         )
     return python
@@ -86,8 +94,13 @@ class PeerRun:
 
 def _key(content: Path, style: Path, settings: dict) -> str:
     blob = json.dumps(
-        {"peer": PEER, "version": PEER_VERSION, "content": sha256(content),
-         "style": sha256(style), "settings": settings},
+        {
+            "peer": PEER,
+            "version": PEER_VERSION,
+            "content": sha256(content),
+            "style": sha256(style),
+            "settings": settings,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -96,8 +109,9 @@ def _key(content: Path, style: Path, settings: dict) -> str:
 _STEP_LINE = re.compile(r"^(\d+)\s+([0-9.]+)\s+\S+\s*$")
 
 
-def run(content: Path, style: Path, *, python: Path, fresh: bool = False, log=print,
-        **overrides) -> PeerRun:
+def run(
+    content: Path, style: Path, *, python: Path, fresh: bool = False, log=print, **overrides
+) -> PeerRun:
     """Run pastiche on one pair (or return the cached run); snapshots every SNAPSHOT_EVERY steps."""
     settings = {**DEFAULTS, **overrides}
     every = min(SNAPSHOT_EVERY, settings["num_steps"])
@@ -111,14 +125,35 @@ def run(content: Path, style: Path, *, python: Path, fresh: bool = False, log=pr
         shutil.rmtree(folder)
     (folder / "snapshots").mkdir(parents=True)
     argv = [
-        str(python), "-m", PEER, "--content", str(content), "--styles", str(style),
-        "--output", str(folder / "out.png"), "--num-steps", str(settings["num_steps"]),
-        "--optimizer", settings["optimizer"], "--seed", str(settings["seed"]),
-        "--device", settings["device"], "--info-step", str(every),
-        "--workspace", str(folder / "snapshots"), "--workspace-step", str(every),
+        str(python),
+        "-m",
+        PEER,
+        "--content",
+        str(content),
+        "--styles",
+        str(style),
+        "--output",
+        str(folder / "out.png"),
+        "--num-steps",
+        str(settings["num_steps"]),
+        "--optimizer",
+        settings["optimizer"],
+        "--seed",
+        str(settings["seed"]),
+        "--device",
+        settings["device"],
+        "--info-step",
+        str(every),
+        "--workspace",
+        str(folder / "snapshots"),
+        "--workspace-step",
+        str(every),
     ]
-    argv += (["--size", str(settings["size"])] if "size" in settings
-             else ["--size-pixels", str(settings["size_pixels"])])
+    argv += (
+        ["--size", str(settings["size"])]
+        if "size" in settings
+        else ["--size-pixels", str(settings["size_pixels"])]
+    )
     log(f"  {PEER} {settings['num_steps']} steps on {content.name} x {style.name} ...")
     measured = run_measured(argv, log_path=folder / "log.txt")
     width = len(str(settings["num_steps"]))
@@ -131,8 +166,13 @@ def run(content: Path, style: Path, *, python: Path, fresh: bool = False, log=pr
     if not snapshots or snapshots[-1][0] != settings["num_steps"]:
         raise RuntimeError(f"{PEER} did not finish; see {folder / 'log.txt'}")
     result = PeerRun(
-        content=str(content), style=str(style), settings=settings, wall_s=measured.wall_s,
-        peak_rss_mb=measured.peak_rss_mb, output="out.png", snapshots=snapshots,
+        content=str(content),
+        style=str(style),
+        settings=settings,
+        wall_s=measured.wall_s,
+        peak_rss_mb=measured.peak_rss_mb,
+        output="out.png",
+        snapshots=snapshots,
     )
     tmp = record.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(result), indent=1))

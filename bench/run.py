@@ -39,7 +39,11 @@ import peer  # noqa: E402
 from measure import Measured, measured_before, run_measured  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
-PAIRS = [("astronaut.jpg", "starry_night.jpg"), ("mountains.jpg", "great_wave.jpg"), ("coffee.jpg", "kandinsky.jpg")]
+PAIRS = [
+    ("astronaut.jpg", "starry_night.jpg"),
+    ("mountains.jpg", "great_wave.jpg"),
+    ("coffee.jpg", "kandinsky.jpg"),
+]
 SHORT_STEPS = 50
 SPEED_STEPS = 20
 WITHIN = 0.02  # "as good as": each figure within 2%
@@ -74,7 +78,11 @@ def machine() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        flags = next(
+            line
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )
         isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
     except (OSError, StopIteration):
         isa = []
@@ -84,10 +92,15 @@ def machine() -> dict:
     except (OSError, ValueError, IndexError):
         pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "isa": isa, "memory_gb": memory,
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "isa": isa,
+        "memory_gb": memory,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }  # fmt: skip
+    }
 
 
 REUSE = False  # --reuse: take impasto's runs from the last bench run when their record is there
@@ -96,8 +109,16 @@ REUSE = False  # --reuse: take impasto's runs from the last bench run when their
 def impasto_run(content: Path, style: Path, folder: Path, settings: dict, every: int) -> Timed:
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "out.png"
-    argv = [sys.executable, str(BENCH / "impasto_run.py"), str(content), str(style), str(out),
-            str(folder / "snapshots"), json.dumps(settings), str(every)]  # fmt: skip
+    argv = [
+        sys.executable,
+        str(BENCH / "impasto_run.py"),
+        str(content),
+        str(style),
+        str(out),
+        str(folder / "snapshots"),
+        json.dumps(settings),
+        str(every),
+    ]
     record_path = folder / "snapshots" / "run.json"
     measured = None
     if REUSE and record_path.exists() and (folder / "out.png").exists():
@@ -135,8 +156,12 @@ def score_all(timed: Timed, content: Path, style: Path) -> list[dict]:
 
 def matched(impasto_final: dict, peer_rows: list[dict]) -> dict | None:
     """The latest peer snapshot that impasto's result matches or beats on both figures (2%)."""
-    ok = [r for r in peer_rows if impasto_final["style"] <= r["style"] * (1 + WITHIN)
-          and impasto_final["content"] <= r["content"] * (1 + WITHIN)]  # fmt: skip
+    ok = [
+        r
+        for r in peer_rows
+        if impasto_final["style"] <= r["style"] * (1 + WITHIN)
+        and impasto_final["content"] <= r["content"] * (1 + WITHIN)
+    ]
     return max(ok, key=lambda r: r["step"]) if ok else None
 
 
@@ -152,7 +177,11 @@ def flops_per_step(size: int) -> float:
     counts = []
     for steps in (1, 2):
         with FlopCounterMode(display=False) as counter:
-            stylize(image, image.flip(-1), StyleConfig(size=size, scales=1, iterations=steps, tolerance=0))
+            stylize(
+                image,
+                image.flip(-1),
+                StyleConfig(size=size, scales=1, iterations=steps, tolerance=0),
+            )
         counts.append(counter.get_total_flops())
     return float(counts[1] - counts[0])
 
@@ -172,12 +201,24 @@ def plot(pairs: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, axes = plt.subplots(2, len(pairs), figsize=(4.2 * len(pairs), 6.4), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        2, len(pairs), figsize=(4.2 * len(pairs), 6.4), squeeze=False, sharex=True
+    )
     for col, pair in enumerate(pairs):
         for row, figure in enumerate(("style", "content")):
             ax = axes[row][col]
-            for who, rows, colour in (("pastiche", pair["peer_rows"], "tab:grey"), ("impasto", pair["impasto_rows"], "tab:red")):
-                ax.plot([r["t"] for r in rows], [r[figure] for r in rows], "o-", ms=3, color=colour, label=who)
+            for who, rows, colour in (
+                ("pastiche", pair["peer_rows"], "tab:grey"),
+                ("impasto", pair["impasto_rows"], "tab:red"),
+            ):
+                ax.plot(
+                    [r["t"] for r in rows],
+                    [r[figure] for r in rows],
+                    "o-",
+                    ms=3,
+                    color=colour,
+                    label=who,
+                )
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.grid(True, alpha=0.3)
@@ -198,12 +239,17 @@ def sheet(pairs: list[dict], path: Path) -> None:
     from impasto.image import load_image
     from impasto.report import contact_sheet
 
-    cells = [[load_image(ROOT / p[k]) for k in ("content", "style", "impasto_out", "peer_out")] for p in pairs]
+    cells = [
+        [load_image(ROOT / p[k]) for k in ("content", "style", "impasto_out", "peer_out")]
+        for p in pairs
+    ]
     contact_sheet(
-        path, cells, row_labels=[p["name"] for p in pairs],
+        path,
+        cells,
+        row_labels=[p["name"] for p in pairs],
         col_labels=["photo", "painting", "impasto (default)", "pastiche (default, 1000 steps)"],
         title="impasto and pastiche at their defaults, same size, same machine",
-    )  # fmt: skip
+    )
 
 
 def fmt_s(seconds: float) -> str:
@@ -217,7 +263,9 @@ def write_markdown(results: dict, path: Path) -> None:
         "",
         f"Measured by `python bench/run.py` on {results['date']}: {m['cpu']}, {m['cores']} cores "
         f"({', '.join(m['isa']) or 'no AVX-512'}), {m['memory_gb']:.0f} GB, torch {m['torch']} "
-        f"({m['threads']} threads), Python {m['python']}" + (f", {m['cuda']}" if m["cuda"] else ", no GPU") + ".",
+        f"({m['threads']} threads), Python {m['python']}"
+        + (f", {m['cuda']}" if m["cuda"] else ", no GPU")
+        + ".",
         f"Peer: pastiche {peer.PEER_VERSION} at its defaults (L-BFGS, 1000 steps, about 500 x 500 px, init from the "
         "photo), in its own environment. impasto at its defaults at the same output size.",
         "Quality is judged on VGG-16, which neither program optimises: style distance (Gram matrices, 0 = the "
@@ -232,7 +280,11 @@ def write_markdown(results: dict, path: Path) -> None:
     for p in results["pairs"]:
         i, f = p["impasto_final"], p["peer_final"]
         match = p["match"]
-        match_txt = f"step {match['step']} ({match['style']:.3f} / {match['content']:.3f})" if match else "none"
+        match_txt = (
+            f"step {match['step']} ({match['style']:.3f} / {match['content']:.3f})"
+            if match
+            else "none"
+        )
         speed_eq = f"{p['speedup_equal_quality']:.1f}x" if match else "-"
         lines.append(
             f"| {p['name']} | {p['size']} | {fmt_s(p['impasto_wall_s'])} | {i['style']:.3f} / {i['content']:.3f} "
@@ -240,7 +292,10 @@ def write_markdown(results: dict, path: Path) -> None:
             f"| {match_txt} | {speed_eq} |"
         )
     if results.get("skipped"):
-        lines += ["", "Not measured in this run (`--pairs`): " + ", ".join(results["skipped"]) + "."]
+        lines += [
+            "",
+            "Not measured in this run (`--pairs`): " + ", ".join(results["skipped"]) + ".",
+        ]
     s = results["summary"]
     lines += [
         "",
@@ -264,7 +319,9 @@ def write_markdown(results: dict, path: Path) -> None:
     ]
     if s.get("peak_2048_mb"):
         gib, gb = s["peak_2048_mb"] / 1024, s["peak_2048_mb"] * 2**20 / 1e9
-        lines.append(f"| peak memory of a 2048 px run | {gib:.2f} GiB = {gb:.2f} GB ({s['big_schedule']}) | under 8 GB |")
+        lines.append(
+            f"| peak memory of a 2048 px run | {gib:.2f} GiB = {gb:.2f} GB ({s['big_schedule']}) | under 8 GB |"
+        )
     else:
         lines.append("| peak memory of a 2048 px run | not measured in this run | under 8 GB |")
     lines += [
@@ -279,16 +336,31 @@ def write_markdown(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fresh-peer", action="store_true", help="rerun pastiche's long runs (ignore the cache)")
+    parser.add_argument(
+        "--fresh-peer", action="store_true", help="rerun pastiche's long runs (ignore the cache)"
+    )
     parser.add_argument("--quick", action="store_true", help="one pair, no 2048 px run")
     parser.add_argument("--no-big", action="store_true", help="skip the 2048 px memory run")
-    parser.add_argument("--pairs", type=int, default=len(PAIRS), metavar="N",
-                        help=f"use the first N of the {len(PAIRS)} pairs (each new pair costs a half-hour pastiche run)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=BENCH, help="where results go (default: bench/)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="check the bench itself in a minute: tiny images, a few steps, numbers meaningless")  # fmt: skip
-    parser.add_argument("--reuse", action="store_true",
-                        help="take impasto's runs and the short pastiche runs from the last bench run where they exist")  # fmt: skip
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=len(PAIRS),
+        metavar="N",
+        help=f"use the first N of the {len(PAIRS)} pairs (each new pair costs a half-hour pastiche run)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=BENCH, help="where results go (default: bench/)"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check the bench itself in a minute: tiny images, a few steps, numbers meaningless",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take impasto's runs and the short pastiche runs from the last bench run where they exist",
+    )
     args = parser.parse_args(argv)
     global SHORT_STEPS, SPEED_STEPS, REUSE
     REUSE = args.reuse
@@ -310,45 +382,78 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke:
             w, h = (64, round(64 * h / w)) if w >= h else (round(64 * w / h), 64)
         log(f"{name}: {w}x{h} px")
-        peer_full = peer_timed(peer.run(content, style, python=python, fresh=args.fresh_peer, log=log, **tiny))
+        peer_full = peer_timed(
+            peer.run(content, style, python=python, fresh=args.fresh_peer, log=log, **tiny)
+        )
         log("  impasto default run ...")
         settings = {"size": max(w, h)} | ({"iterations": 3} if args.smoke else {})
         mine = impasto_run(content, style, work / content.stem, settings, every=10)
         log(f"  impasto: {mine.wall_s:.1f} s, peak {mine.peak_rss_mb:.0f} MB")
-        short = peer.run(content, style, python=python, fresh=not args.reuse, log=log, **(tiny | {"num_steps": SHORT_STEPS}))
+        short = peer.run(
+            content,
+            style,
+            python=python,
+            fresh=not args.reuse,
+            log=log,
+            **(tiny | {"num_steps": SHORT_STEPS}),
+        )
         per_step = short.seconds_per_step
         startup = short.wall_s - SHORT_STEPS * per_step
         log(f"  pastiche: {per_step:.2f} s per step, start-up {startup:.1f} s")
         final_size = Image.open(mine.output).size
-        assert final_size == Image.open(peer_full.output).size, (final_size, Image.open(peer_full.output).size)
+        assert final_size == Image.open(peer_full.output).size, (
+            final_size,
+            Image.open(peer_full.output).size,
+        )
 
         peer_rows = score_all(peer_full, content, style)
         for r in peer_rows:
             r["t_cached"], r["t"] = r["t"], startup + r["step"] * per_step
         impasto_rows = score_all(mine, content, style)
         # The results as written (what a user gets), at the whole process's time.
-        last = score_all(Timed(0, 0, [(impasto_rows[-1]["step"], mine.wall_s, mine.output)], mine.output), content, style)
+        last = score_all(
+            Timed(0, 0, [(impasto_rows[-1]["step"], mine.wall_s, mine.output)], mine.output),
+            content,
+            style,
+        )
         impasto_final = last[0]
         impasto_rows.append(impasto_final)
         peer_final = peer_rows[-1]
         match = matched(impasto_final, peer_rows)
         peer_wall = startup + peer_full.snapshots[-1][0] * per_step
         pair = {
-            "name": name, "content": rel(content), "style": rel(style), "size": f"{w}x{h}",
-            "impasto_wall_s": mine.wall_s, "impasto_peak_mb": mine.peak_rss_mb, "impasto_final": impasto_final,
-            "peer_wall_est_s": peer_wall, "peer_cached_wall_s": peer_full.wall_s, "peer_peak_mb": peer_full.peak_rss_mb,
-            "peer_s_per_step": per_step, "peer_startup_s": startup, "peer_final": peer_final,
-            "speedup_total": peer_wall / mine.wall_s, "match": match,
+            "name": name,
+            "content": rel(content),
+            "style": rel(style),
+            "size": f"{w}x{h}",
+            "impasto_wall_s": mine.wall_s,
+            "impasto_peak_mb": mine.peak_rss_mb,
+            "impasto_final": impasto_final,
+            "peer_wall_est_s": peer_wall,
+            "peer_cached_wall_s": peer_full.wall_s,
+            "peer_peak_mb": peer_full.peak_rss_mb,
+            "peer_s_per_step": per_step,
+            "peer_startup_s": startup,
+            "peer_final": peer_final,
+            "speedup_total": peer_wall / mine.wall_s,
+            "match": match,
             "speedup_equal_quality": (match["t"] / mine.wall_s) if match else None,
             "as_good": impasto_final["style"] <= peer_final["style"] * (1 + WITHIN)
             and impasto_final["content"] <= peer_final["content"] * (1 + WITHIN),
-            "impasto_rows": impasto_rows, "peer_rows": peer_rows,
-            "impasto_out": rel(mine.output), "peer_out": rel(peer_full.output),
-        }  # fmt: skip
-        log(f"  impasto {impasto_final['style']:.4f} / {impasto_final['content']:.4f}, pastiche "
+            "impasto_rows": impasto_rows,
+            "peer_rows": peer_rows,
+            "impasto_out": rel(mine.output),
+            "peer_out": rel(peer_full.output),
+        }
+        log(
+            f"  impasto {impasto_final['style']:.4f} / {impasto_final['content']:.4f}, pastiche "
             f"{peer_final['style']:.4f} / {peer_final['content']:.4f}; whole-run speedup {pair['speedup_total']:.1f}x, "
-            + (f"at equal quality {pair['speedup_equal_quality']:.1f}x (pastiche step {match['step']})" if match
-               else "no pastiche snapshot matched on both figures"))  # fmt: skip
+            + (
+                f"at equal quality {pair['speedup_equal_quality']:.1f}x (pastiche step {match['step']})"
+                if match
+                else "no pastiche snapshot matched on both figures"
+            )
+        )
         results["pairs"].append(pair)
 
     # Speed at 512 x 512 on the first pair, the two programs alternately.
@@ -358,24 +463,48 @@ def main(argv: list[str] | None = None) -> int:
     mine_512, peer_512 = [], []
     for _ in range(1 if args.quick or args.smoke else 2):
         mine_512.append(seconds_per_step_impasto(content, style, work / "speed512", side))
-        peer_512.append(peer.run(content, style, python=python, fresh=not args.reuse, log=log, num_steps=SPEED_STEPS, size=side).seconds_per_step)
+        peer_512.append(
+            peer.run(
+                content,
+                style,
+                python=python,
+                fresh=not args.reuse,
+                log=log,
+                num_steps=SPEED_STEPS,
+                size=side,
+            ).seconds_per_step
+        )
     log(f"FLOPs per step at {side} px ...")
     flops = flops_per_step(side)
     log(f"impasto default run at {side} px ...")
-    default_512 = impasto_run(content, style, work / "default512", {"size": side} | ({"iterations": 3} if args.smoke else {}), every=0)
+    default_512 = impasto_run(
+        content,
+        style,
+        work / "default512",
+        {"size": side} | ({"iterations": 3} if args.smoke else {}),
+        every=0,
+    )
     summary = {
-        "impasto_s_per_step_512": statistics.median(mine_512), "peer_s_per_step_512": statistics.median(peer_512),
-        "gflop_per_step": flops / 1e9, "default_512_s": default_512.wall_s,
+        "impasto_s_per_step_512": statistics.median(mine_512),
+        "peer_s_per_step_512": statistics.median(peer_512),
+        "gflop_per_step": flops / 1e9,
+        "default_512_s": default_512.wall_s,
         "speedup_total": statistics.median(p["speedup_total"] for p in results["pairs"]),
         "as_good": sum(p["as_good"] for p in results["pairs"]),
-    }  # fmt: skip
+    }
     summary["throughput_ratio"] = summary["peer_s_per_step_512"] / summary["impasto_s_per_step_512"]
     summary["gflops"] = summary["gflop_per_step"] / summary["impasto_s_per_step_512"]
     eq = [p["speedup_equal_quality"] for p in results["pairs"] if p["speedup_equal_quality"]]
     summary["speedup_equal_quality"] = (
-        f"{statistics.median(eq):.1f}x" + (f" ({len(eq)} of {len(results['pairs'])} pairs match a snapshot)" if len(eq) < len(results["pairs"]) else "")
-        if eq else "no pastiche snapshot matched"
-    )  # fmt: skip
+        f"{statistics.median(eq):.1f}x"
+        + (
+            f" ({len(eq)} of {len(results['pairs'])} pairs match a snapshot)"
+            if len(eq) < len(results["pairs"])
+            else ""
+        )
+        if eq
+        else "no pastiche snapshot matched"
+    )
     if not (args.quick or args.no_big):
         from impasto import StyleConfig
 
@@ -384,11 +513,15 @@ def main(argv: list[str] | None = None) -> int:
         log("impasto at 2048 px (peak memory) ...")
         run_big = impasto_run(content, style, work / "big2048", big, every=0)
         summary["peak_2048_mb"] = run_big.peak_rss_mb
-        summary["big_schedule"] = ", ".join(f"{n} step{'s' if n != 1 else ''} at {s} px" for s, n in StyleConfig(**big).schedule())
+        summary["big_schedule"] = ", ".join(
+            f"{n} step{'s' if n != 1 else ''} at {s} px" for s, n in StyleConfig(**big).schedule()
+        )
         log(f"  2048 px: peak {run_big.peak_rss_mb:.0f} MB in {run_big.wall_s:.0f} s")
     results["summary"] = summary
     used = PAIRS[: 1 if args.quick else args.pairs]
-    results["skipped"] = [f"{Path(c).stem} x {Path(st).stem}" for c, st in PAIRS if (c, st) not in used]
+    results["skipped"] = [
+        f"{Path(c).stem} x {Path(st).stem}" for c, st in PAIRS if (c, st) not in used
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     plot(results["pairs"], args.out / "quality_vs_time.png")

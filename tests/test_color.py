@@ -49,9 +49,15 @@ def test_match_colors_gives_the_style_the_contents_colour_statistics():
     g = torch.Generator().manual_seed(6)
     # A bluish, low-contrast painting with correlated channels.
     t = torch.rand(1, 1, 24, 32, generator=g)
-    style = torch.cat([0.1 + 0.2 * t, 0.2 + 0.3 * t, 0.5 + 0.4 * t], 1) + 0.03 * torch.rand(1, 3, 24, 32, generator=g)
+    style = torch.cat([0.1 + 0.2 * t, 0.2 + 0.3 * t, 0.5 + 0.4 * t], 1) + 0.03 * torch.rand(
+        1, 3, 24, 32, generator=g
+    )
     matched = color.match_colors(style, content)
-    (mu_m, cov_m), (mu_c, cov_c), (mu_s, _) = _mean_cov(matched), _mean_cov(content), _mean_cov(style)
+    (mu_m, cov_m), (mu_c, cov_c), (mu_s, _) = (
+        _mean_cov(matched),
+        _mean_cov(content),
+        _mean_cov(style),
+    )
     assert (mu_m - mu_c).abs().max() < 0.01 < (mu_s - mu_c).abs().max()
     assert (cov_m - cov_c).abs().max() < 0.1 * cov_c.abs().max()
     # An affine map of colours keeps the layout: the matched image correlates with the original.

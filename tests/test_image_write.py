@@ -103,8 +103,14 @@ def test_to_pil_rejects_other_shapes(shape: tuple[int, ...]) -> None:
 
 def test_supported_extensions() -> None:
     assert SUPPORTED_SAVE_EXTENSIONS == (
-        ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp",
-    )  # fmt: skip
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".bmp",
+    )
 
 
 @pytest.mark.parametrize("name", ["out.gif", "out.xyz", "out.Gif"])

@@ -25,8 +25,11 @@ from tests.conftest import EXAMPLES, random_weights
 # The module; impasto.score.score is the function.
 score_module = importlib.import_module("impasto.score")
 Score, content_distance, score, style_distance = (
-    score_module.Score, score_module.content_distance, score_module.score, score_module.style_distance,
-)  # fmt: skip
+    score_module.Score,
+    score_module.content_distance,
+    score_module.score,
+    score_module.style_distance,
+)
 
 RESULT = EXAMPLES / "astronaut_starry_night.jpg"
 PHOTO = EXAMPLES / "astronaut.jpg"
@@ -175,8 +178,21 @@ def test_cli_prints_two_aligned_lines(random_judge, tmp_path, capsys):
     paths = [
         save_image(torch.rand(1, 3, 32, 32, generator=g), tmp_path / f"{n}.png") for n in "ocs"
     ]
-    assert main(["score", str(paths[0]), "--content", str(paths[1]), "--style", str(paths[2]),
-                 "--cache-dir", str(cache)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                str(paths[0]),
+                "--content",
+                str(paths[1]),
+                "--style",
+                str(paths[2]),
+                "--cache-dir",
+                str(cache),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     expected = score(*paths, cache=cache)
     assert lines == [
@@ -230,8 +246,17 @@ def test_shipped_example_figures_are_pinned(shipped):
 
 @pytest.mark.weights
 def test_cli_json_gives_the_same_figures_again(shipped, vgg16_home, capsys):
-    argv = ["score", str(RESULT), "--content", str(PHOTO), "--style", str(PAINTING), "--json",
-            "--cache-dir", str(vgg16_home)]  # fmt: skip
+    argv = [
+        "score",
+        str(RESULT),
+        "--content",
+        str(PHOTO),
+        "--style",
+        str(PAINTING),
+        "--json",
+        "--cache-dir",
+        str(vgg16_home),
+    ]
     assert main(argv) == 0
     again = json.loads(capsys.readouterr().out)
     assert set(again) == {"style", "content"}

@@ -38,7 +38,11 @@ def test_decode_quantized_matches_table_lookup():
     convs = (("conv1_1", 3, 4),)
     codes = torch.randint(0, 256, (4, 3, 3, 3), generator=g, dtype=torch.uint8)
     table = torch.randn(256, generator=g)
-    q = {"block1_conv1_W_q": codes, "block1_conv1_W_table": table, "block1_conv1_b": torch.arange(4.0)}
+    q = {
+        "block1_conv1_W_q": codes,
+        "block1_conv1_W_table": table,
+        "block1_conv1_b": torch.arange(4.0),
+    }
     out = decode_quantized(q, convs)
     expected = torch.tensor([table[int(c)].item() for c in codes.flatten()]).reshape(4, 3, 3, 3)
     assert torch.equal(out["conv1_1.weight"], expected)
@@ -46,8 +50,11 @@ def test_decode_quantized_matches_table_lookup():
 
 
 def test_decode_quantized_checks_shapes():
-    q = {"block1_conv1_W_q": torch.zeros(4, 3, 3, 3, dtype=torch.uint8),
-         "block1_conv1_W_table": torch.zeros(256), "block1_conv1_b": torch.zeros(5)}  # fmt: skip
+    q = {
+        "block1_conv1_W_q": torch.zeros(4, 3, 3, 3, dtype=torch.uint8),
+        "block1_conv1_W_table": torch.zeros(256),
+        "block1_conv1_b": torch.zeros(5),
+    }
     with pytest.raises(WeightsError, match="biases"):
         decode_quantized(q, (("conv1_1", 3, 4),))
     with pytest.raises(WeightsError, match="lacks"):
@@ -73,11 +80,15 @@ def _flax_tree():
     rng = np.random.default_rng(0)
     vgg = {}
     for i, (_, cin, cout) in enumerate(SOURCES["vgg16"].convs):
-        vgg[f"Conv_{i}"] = {"kernel": rng.standard_normal((3, 3, cin, cout)).astype(np.float32),
-                            "bias": rng.standard_normal(cout).astype(np.float32)}  # fmt: skip
+        vgg[f"Conv_{i}"] = {
+            "kernel": rng.standard_normal((3, 3, cin, cout)).astype(np.float32),
+            "bias": rng.standard_normal(cout).astype(np.float32),
+        }
     tree = {"VGG16_0": vgg}
     for k, (_, c) in enumerate(weights.LPIPS_HEADS):
-        tree[f"NetLinLayer_{k}"] = {"Conv_0": {"kernel": rng.random((1, 1, c, 1)).astype(np.float32)}}
+        tree[f"NetLinLayer_{k}"] = {
+            "Conv_0": {"kernel": rng.random((1, 1, c, 1)).astype(np.float32)}
+        }
     return tree
 
 
@@ -121,7 +132,9 @@ def test_vgg19_real_weights_decode_and_cache(tmp_path):
     path = fetch("vgg19", cache=tmp_path)
     assert path.name == SOURCES["vgg19"].cache_name
     w = load_weights("vgg19", cache=tmp_path)
-    assert w["conv5_4.weight"].shape == (512, 512, 3, 3) and w["conv1_1.weight"].dtype == torch.float32
+    assert (
+        w["conv5_4.weight"].shape == (512, 512, 3, 3) and w["conv1_1.weight"].dtype == torch.float32
+    )
     # The decoded weights are exactly the source's tables indexed by its codes.
     q = torch.load(weights.vgg19_source_path(), weights_only=True)
     assert torch.equal(w["conv3_2.weight"], q["block3_conv2_W_table"][q["block3_conv2_W_q"].long()])

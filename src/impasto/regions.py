@@ -30,7 +30,9 @@ def to_mask(image: torch.Tensor) -> torch.Tensor:
     return image.float().mean(dim=1, keepdim=True).clamp(0, 1)
 
 
-def fit_mask(mask: torch.Tensor, size: tuple[int, int], what: str, image_what: str, native: tuple[int, int]) -> torch.Tensor:
+def fit_mask(
+    mask: torch.Tensor, size: tuple[int, int], what: str, image_what: str, native: tuple[int, int]
+) -> torch.Tensor:
     """Resize ``mask`` to ``size`` (H, W) after checking it has the shape of the image it masks.
 
     ``native`` is that image's (H, W) as read: a mask must have its aspect ratio (within 2%, so a
@@ -47,7 +49,9 @@ def fit_mask(mask: torch.Tensor, size: tuple[int, int], what: str, image_what: s
         )
     fitted = F.interpolate(mask, size=size, mode="area") if (mh, mw) != size else mask
     if float(fitted.max()) <= 0.5:
-        raise InputError(f"{what} has no white pixels: its region is empty (white = the region, black = not)")
+        raise InputError(
+            f"{what} has no white pixels: its region is empty (white = the region, black = not)"
+        )
     return fitted
 
 

@@ -154,9 +154,13 @@ def _plot_losses(ax: Axes, history: Sequence[Mapping[str, float]], title: str) -
         ax.set(xticks=[], yticks=[])
     if curves:
         ax.legend(
-            loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=12,
-            title="final value", alignment="left",
-        )  # fmt: skip
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1),
+            frameon=False,
+            fontsize=12,
+            title="final value",
+            alignment="left",
+        )
 
 
 def _loss_table(history: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
@@ -259,9 +263,16 @@ def contact_sheet(
     if corner:  # diagonally above-left of the first result, out of the layout's way
         text = _fit(corner, _SHEET_TEXT_COLUMN, figure, _DETAIL)
         axes[r0, c0].annotate(
-            text, (0, 1), xycoords="axes fraction", xytext=(-_PAD, _PAD), ha="right",
-            va="bottom", textcoords="offset pixels", in_layout=False, **_DETAIL,
-        )  # fmt: skip
+            text,
+            (0, 1),
+            xycoords="axes fraction",
+            xytext=(-_PAD, _PAD),
+            ha="right",
+            va="bottom",
+            textcoords="offset pixels",
+            in_layout=False,
+            **_DETAIL,
+        )
 
     # Constrained layout's margins do not depend on the page size, so a trial layout tells how
     # much of the page is not cells; the page is then that plus the cells at their planned size.

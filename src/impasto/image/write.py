@@ -37,8 +37,14 @@ __all__ = [
 # Extensions save_image can write, lower case. GIF is left out on purpose: a 256-colour palette
 # would throw away most of what the optimisation produced.
 SUPPORTED_SAVE_EXTENSIONS: tuple[str, ...] = (
-    ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp",
-)  # fmt: skip
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".bmp",
+)
 
 # Format name (Pillow's) for each extension; the encoder options are in _pillow_options.
 _SAVE_FORMATS: dict[str, str] = {

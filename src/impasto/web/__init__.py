@@ -21,24 +21,57 @@ MISSING_EXTRA = "impasto serve needs the web extra: pip install 'impasto[web]'"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``impasto serve``."""
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help=f"address to listen on (default: {DEFAULT_HOST}, this computer only; "
-                        "anything else lets other machines in, with a warning)")  # fmt: skip
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"port to listen on (default: {DEFAULT_PORT}; 0 picks a free one)")  # fmt: skip
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="where jobs and results are kept across restarts "
-                        "(default: a 'serve' folder in the user data directory)")  # fmt: skip
-    parser.add_argument("--cache-dir", metavar="DIR",
-                        help="where decoded weights are cached (default: $IMPASTO_HOME or the user cache dir)")  # fmt: skip
-    parser.add_argument("--max-upload-mb", type=float, default=25.0, metavar="MB",
-                        help="largest image file accepted, in megabytes (default: 25)")  # fmt: skip
-    parser.add_argument("--max-pixels", type=float, default=50.0, metavar="MP",
-                        help="largest image accepted, in megapixels (default: 50)")  # fmt: skip
-    parser.add_argument("--max-size", type=int, default=2048, metavar="PX",
-                        help="largest --size a job may ask for (default: 2048)")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="jobs run at the same time; the others wait in a queue (default: 1)")  # fmt: skip
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default: {DEFAULT_HOST}, this computer only; "
+        "anything else lets other machines in, with a warning)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default: {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where jobs and results are kept across restarts "
+        "(default: a 'serve' folder in the user data directory)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where decoded weights are cached (default: $IMPASTO_HOME or the user cache dir)",
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=25.0,
+        metavar="MB",
+        help="largest image file accepted, in megabytes (default: 25)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=float,
+        default=50.0,
+        metavar="MP",
+        help="largest image accepted, in megapixels (default: 50)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        default=2048,
+        metavar="PX",
+        help="largest --size a job may ask for (default: 2048)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="jobs run at the same time; the others wait in a queue (default: 1)",
+    )
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
 
 

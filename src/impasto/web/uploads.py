@@ -26,9 +26,14 @@ from impasto.errors import InputError
 # Pillow format -> the extension the server gives the stored file. MPO is what many phone
 # cameras write: a JPEG with extra frames.
 FORMATS: dict[str, str] = {
-    "JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "WEBP": ".webp",
+    "TIFF": ".tif",
+    "BMP": ".bmp",
     "GIF": ".gif",
-}  # fmt: skip
+}
 ACCEPTED = "JPEG, PNG, WebP, TIFF, BMP or GIF"
 _OPENERS = [f for f in FORMATS if f != "MPO"]  # Pillow's JPEG opener gives MPO files
 
