@@ -1,7 +1,6 @@
 """The command line: options agree with StyleConfig, and every bad input gets one clear line,
 the right exit code, no traceback, and no output file written or overwritten."""
 
-import importlib
 from dataclasses import fields
 from pathlib import Path
 
@@ -9,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from impasto.cli import build_parser, config_from_args, main
+import impasto.engine
+from impasto.cli import build_parser, main
+from impasto.cli.options import config_from_args, format_default
 from impasto.config import StyleConfig, literal_choices, opt_name
-
-stylize_module = importlib.import_module("impasto.stylize")  # the module; impasto.stylize is the function
 
 
 def _stylize_parser():
@@ -22,7 +21,11 @@ def _stylize_parser():
 
 def test_cli_options_agree_with_the_dataclass():
     parser = _stylize_parser()
-    options = {a.dest: a for a in parser._actions if a.option_strings != ["--single-scale"]}
+    options = {
+        a.dest: a
+        for a in parser._actions
+        if a.option_strings not in (["--single-scale"], ["--preset"])
+    }
     for f in fields(StyleConfig):
         action = options[f.name]
         assert action.option_strings == [f"--{opt_name(f.name)}"]
@@ -36,22 +39,76 @@ def test_cli_options_agree_with_the_dataclass():
 
 def test_cli_values_reach_the_config():
     args = build_parser().parse_args(
-        ["stylize", "c.jpg", "s.jpg", "-o", "o.png", "--network", "vgg16", "--optimizer", "adam", "--lr", "10",
-         "--iterations", "800", "--init", "noise", "--content-weight", "1", "--style-weight", "1e4",
-         "--tv-weight", "1e-3", "--content-layers", "conv4_2", "--style-layers", "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
-         "--style-layer-weights", "1,1,1,1,1", "--size", "512", "--seed", "0", "--save-every", "50"]
-    )  # fmt: skip
+        [
+            "stylize",
+            "c.jpg",
+            "s.jpg",
+            "-o",
+            "o.png",
+            "--network",
+            "vgg16",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "10",
+            "--iterations",
+            "800",
+            "--init",
+            "noise",
+            "--content-weight",
+            "1",
+            "--style-weight",
+            "1e4",
+            "--tv-weight",
+            "1e-3",
+            "--content-layers",
+            "conv4_2",
+            "--style-layers",
+            "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+            "--style-layer-weights",
+            "1,1,1,1,1",
+            "--size",
+            "512",
+            "--seed",
+            "0",
+            "--save-every",
+            "50",
+        ]
+    )
     c = config_from_args(args)
     assert (c.network, c.optimizer, c.lr, c.iterations, c.init, c.style_weight, c.tv_weight) == (
-        "vgg16", "adam", 10.0, (800,), "noise", 1e4, 1e-3,
+        "vgg16",
+        "adam",
+        10.0,
+        (800,),
+        "noise",
+        1e4,
+        1e-3,
     )
     assert c.style_layer_weights == (1.0,) * 5 and args.save_every == 50
 
 
 def test_scale_options_reach_the_config():
     parse = build_parser().parse_args
-    c = config_from_args(parse(["stylize", "c", "s", "-o", "o.png", "--size", "1024", "--min-size", "128",
-                                "--scales", "3", "--iterations", "60,30,10"]))  # fmt: skip
+    c = config_from_args(
+        parse(
+            [
+                "stylize",
+                "c",
+                "s",
+                "-o",
+                "o.png",
+                "--size",
+                "1024",
+                "--min-size",
+                "128",
+                "--scales",
+                "3",
+                "--iterations",
+                "60,30,10",
+            ]
+        )
+    )
     assert c.schedule() == ((128, 60), (362, 30), (1024, 10))
     single = config_from_args(parse(["stylize", "c", "s", "-o", "o.png", "--single-scale"]))
     assert single.scales == 1 and single.schedule() == ((512, 200),)
@@ -60,7 +117,9 @@ def test_scale_options_reach_the_config():
 
 
 def test_options_override_a_preset():
-    args = build_parser().parse_args(["stylize", "c", "s", "-o", "o.png", "--preset", "tutorial", "--iterations", "7"])
+    args = build_parser().parse_args(
+        ["stylize", "c", "s", "-o", "o.png", "--preset", "tutorial", "--iterations", "7"]
+    )
     c = config_from_args(args)
     assert c.iterations == (7,) and c.network == "vgg16" and c.optimizer == "adam"
 
@@ -113,14 +172,17 @@ def no_weights(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("weights were loaded for a run that should have been refused")
 
-    monkeypatch.setattr(stylize_module, "VGGFeatures", refuse)
+    monkeypatch.setattr(impasto.engine, "load_weights", refuse)
 
 
 @pytest.mark.parametrize(
     "make, what",
     [
         (lambda d: d / "nope.jpg", "does not exist"),
-        (lambda d: (d / "notes.jpg").write_text("not an image") and d / "notes.jpg", "could not be read as an image"),
+        (
+            lambda d: (d / "notes.jpg").write_text("not an image") and d / "notes.jpg",
+            "could not be read as an image",
+        ),
         (lambda d: d, "folder"),
     ],
     ids=["missing", "not-an-image", "a-folder"],
@@ -129,7 +191,13 @@ def no_weights(monkeypatch):
 def test_bad_image_files(capsys, tmp_path, images, no_weights, make, what, which):
     bad = make(tmp_path)
     content, style = images
-    argv = ["stylize", bad if which == "content" else content, bad if which == "style" else style, "-o", tmp_path / "out.png"]
+    argv = [
+        "stylize",
+        bad if which == "content" else content,
+        bad if which == "style" else style,
+        "-o",
+        tmp_path / "out.png",
+    ]
     _run_bad(capsys, argv, 2, f"{which} image", what)
     assert not (tmp_path / "out.png").exists()
 
@@ -138,16 +206,38 @@ def test_image_too_small_names_the_minimum(capsys, tmp_path, images, no_weights)
     content, style = images
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (12, 12), "red").save(tiny)
-    _run_bad(capsys, ["stylize", tiny, style, "-o", tmp_path / "o.png"], 2, "12x12 px", "conv5_1 needs at least 16x16")
-    _run_bad(capsys, ["stylize", content, style, "-o", tmp_path / "o.png", "--size", "10"], 2, "--size 10", "16x16")
+    _run_bad(
+        capsys,
+        ["stylize", tiny, style, "-o", tmp_path / "o.png"],
+        2,
+        "12x12 px",
+        "conv5_1 needs at least 16x16",
+    )
+    _run_bad(
+        capsys,
+        ["stylize", content, style, "-o", tmp_path / "o.png", "--size", "10"],
+        2,
+        "--size 10",
+        "16x16",
+    )
     assert not (tmp_path / "o.png").exists()
 
 
 def test_absurd_size_says_the_memory_it_needs(capsys, tmp_path, images, no_weights):
     content, style = images
-    err = _run_bad(capsys, ["stylize", content, style, "-o", tmp_path / "o.png", "--size", "16000"], 2, "--size 16000 would need about")
+    err = _run_bad(
+        capsys,
+        ["stylize", content, style, "-o", tmp_path / "o.png", "--size", "16000"],
+        2,
+        "--size 16000 would need about",
+    )
     assert " TB" in err or " GB" in err
-    _run_bad(capsys, ["stylize", content, style, "-o", tmp_path / "o.png", "--size", "99999"], 2, "far too large")
+    _run_bad(
+        capsys,
+        ["stylize", content, style, "-o", tmp_path / "o.png", "--size", "99999"],
+        2,
+        "--size must be a whole number from 1 to 16,384 px",
+    )
     assert not (tmp_path / "o.png").exists()
 
 
@@ -156,21 +246,42 @@ def test_absurd_size_says_the_memory_it_needs(capsys, tmp_path, images, no_weigh
     [
         (["--style-layers", "conv1_1,conv4_22"], 2, "did you mean 'conv4_2'"),
         (["--content-layers", "relu9_1"], 2, "unknown layer 'relu9_1'"),
-        (["--style-weight", "-5"], 2, "--style-weight must be a finite number >= 0, not -5.0"),
-        (["--content-weight", "nan"], 2, "--content-weight must be a finite number >= 0, not nan"),
-        (["--tv-weight", "abc"], 2, "expected a number, found 'abc'"),
+        (
+            ["--style-weight", "-5"],
+            2,
+            "--style-weight must be a finite number >= 0 and at most 1e+06, not -5.0",
+        ),
+        (
+            ["--content-weight", "nan"],
+            2,
+            "argument --content-weight: expects a finite number, not 'nan'",
+        ),
+        (["--tv-weight", "abc"], 2, "argument --tv-weight: expects a number, not 'abc'"),
+        (["--seed", "1180591620717411303424"], 2, "--seed must be a whole number from 0 to"),
+        (
+            ["--iterations", "1000000000"],
+            2,
+            "--iterations must be a whole number from 1 to 100,000",
+        ),
+        (["--style-scale", "1000"], 2, "--style-scale must be a finite number > 0 and at most 8"),
         (["--optimizer", "sgd"], 2, "invalid choice: 'sgd'"),
         (["--style-layer-weights", "1,2"], 2, "has 2 values but --style-layers has 5"),
-        (["--init", "nowhere.png"], 2, "--init must be 'content', 'noise', 'style' or the path of an image"),
+        (
+            ["--init", "nowhere.png"],
+            2,
+            "--init must be 'content', 'noise', 'style' or the path of an image",
+        ),
         (["--save-every", "-1"], 2, "--save-every must be 0"),
         (["--preset", "tutorail"], 2, "invalid choice: 'tutorail'"),
     ],
 )
 def test_bad_options(capsys, tmp_path, images, extra, code, message, monkeypatch):
-    monkeypatch.setattr(stylize_module, "VGGFeatures", lambda *a, **k: pytest.fail("weights loaded"))
+    monkeypatch.setattr(
+        impasto.engine, "load_weights", lambda *a, **k: pytest.fail("weights loaded")
+    )
     content, style = images
     out = tmp_path / "out.png"
-    if extra[0] in ("--optimizer", "--tv-weight", "--preset"):
+    if extra[0] in ("--optimizer", "--tv-weight", "--content-weight", "--preset"):
         with pytest.raises(SystemExit) as e:
             main(["stylize", str(content), str(style), "-o", str(out), *extra])
         assert e.value.code == code and message in capsys.readouterr().err
@@ -199,7 +310,9 @@ def test_unwritable_output_folder(capsys, tmp_path, images, no_weights, monkeypa
     locked = tmp_path / "locked"
     locked.mkdir()
     real_access = __import__("os").access
-    monkeypatch.setattr("os.access", lambda p, mode, **k: False if Path(p) == locked else real_access(p, mode, **k))
+    monkeypatch.setattr(
+        "os.access", lambda p, mode, **k: False if Path(p) == locked else real_access(p, mode, **k)
+    )
     _run_bad(capsys, ["stylize", content, style, "-o", locked / "out.png"], 2, "not writable")
     assert list(locked.iterdir()) == []
 
@@ -227,8 +340,23 @@ def test_weights_verify_names_the_fix(capsys, tmp_path):
 def test_stylize_writes_the_output_and_snapshots(capsys, tmp_path, images, weights_home):
     content, style = images
     out = tmp_path / "out.jpg"
-    rc = main(["stylize", str(content), str(style), "-o", str(out), "--size", "32", "--iterations", "6",
-               "--save-every", "3", "--cache-dir", str(weights_home)])  # fmt: skip
+    rc = main(
+        [
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--iterations",
+            "6",
+            "--save-every",
+            "3",
+            "--cache-dir",
+            str(weights_home),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert Image.open(out).size == (32, 27)
     assert (tmp_path / "out_0003.jpg").exists() and (tmp_path / "out_0006.jpg").exists()
@@ -238,28 +366,58 @@ def test_stylize_writes_the_output_and_snapshots(capsys, tmp_path, images, weigh
 @pytest.mark.weights
 def test_quiet_prints_nothing(capsys, tmp_path, images, weights_home):
     content, style = images
-    rc = main(["stylize", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
-               "--iterations", "2", "-q", "--cache-dir", str(weights_home)])  # fmt: skip
+    rc = main(
+        [
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--size",
+            "32",
+            "--iterations",
+            "2",
+            "-q",
+            "--cache-dir",
+            str(weights_home),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0 and captured.err == "" and captured.out == ""
 
 
 @pytest.mark.weights
-def test_ctrl_c_keeps_the_last_image_and_says_where(capsys, tmp_path, images, weights_home, monkeypatch):
-    real = stylize_module.optimize
+def test_ctrl_c_keeps_the_last_image_and_says_where(
+    capsys, tmp_path, images, weights_home, monkeypatch
+):
+    real = impasto.engine.optimize
 
     def interrupted_after_3(*args, on_progress=None, **kwargs):
         def progress(p):
             on_progress(p)
             if p.step == 3:
                 raise KeyboardInterrupt
+
         return real(*args, on_progress=progress, **kwargs)
 
-    monkeypatch.setattr(stylize_module, "optimize", interrupted_after_3)
+    monkeypatch.setattr(impasto.engine, "optimize", interrupted_after_3)
     content, style = images
     out = tmp_path / "out.png"
-    rc = main(["stylize", str(content), str(style), "-o", str(out), "--size", "32", "--iterations", "50",
-               "--cache-dir", str(weights_home)])  # fmt: skip
+    rc = main(
+        [
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--iterations",
+            "50",
+            "--cache-dir",
+            str(weights_home),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 130 and "Traceback" not in err
     assert "interrupted at step 3" in err and "out_0003.png" in err
@@ -272,24 +430,56 @@ def test_ctrl_c_keeps_the_last_image_and_says_where(capsys, tmp_path, images, we
 
 
 def _tiny(weights_home, *extra):
-    return ["--size", "32", "--iterations", "3", "-q", "--cache-dir", str(weights_home), *map(str, extra)]
+    return [
+        "--size",
+        "32",
+        "--iterations",
+        "3",
+        "-q",
+        "--cache-dir",
+        str(weights_home),
+        *map(str, extra),
+    ]
 
 
 @pytest.mark.weights
-def test_several_styles_blend_and_the_settings_travel_in_the_file(capsys, tmp_path, images, weights_home):
+def test_several_styles_blend_and_the_settings_travel_in_the_file(
+    capsys, tmp_path, images, weights_home
+):
     from impasto.image import read_metadata
 
     content, style = images
     out = tmp_path / "out.png"
-    rc = main(["stylize", str(content), str(style), "--style", str(content), "--style-blend", "3,1",
-               "-o", str(out), "--bit-depth", "16", *_tiny(weights_home)])  # fmt: skip
+    rc = main(
+        [
+            "stylize",
+            str(content),
+            str(style),
+            "--style",
+            str(content),
+            "--style-blend",
+            "3,1",
+            "-o",
+            str(out),
+            "--bit-depth",
+            "16",
+            *_tiny(weights_home),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     meta = read_metadata(out)
-    assert meta["styles"] == [str(style), str(content)] and meta["config"]["style_blend"] == [3.0, 1.0]
+    assert meta["styles"] == [str(style), str(content)] and meta["config"]["style_blend"] == [
+        3.0,
+        1.0,
+    ]
     assert meta["impasto"] and meta["steps"] == 3
     assert main(["info", str(out)]) == 0
     info = capsys.readouterr().out
-    assert "style:    " + str(style) in info and "(weight 0.75)" in info and "--style-blend 3,1" in info
+    assert (
+        "style:    " + str(style) in info
+        and "(weight 0.75)" in info
+        and "--style-blend 3,1" in info
+    )
     assert "--like" in info
 
 
@@ -299,9 +489,55 @@ def test_like_reruns_an_image_to_the_same_pixels(capsys, tmp_path, images, weigh
 
     content, style = images
     first, again, other = tmp_path / "first.png", tmp_path / "again.png", tmp_path / "other.png"
-    assert main(["stylize", str(content), str(style), "-o", str(first), "--init", "noise", "--seed", "5", *_tiny(weights_home)]) == 0
-    assert main(["stylize", "--like", str(first), "-o", str(again), "-q", "--cache-dir", str(weights_home)]) == 0
-    assert main(["stylize", "--like", str(first), "-o", str(other), "--seed", "6", "-q", "--cache-dir", str(weights_home)]) == 0
+    assert (
+        main(
+            [
+                "stylize",
+                str(content),
+                str(style),
+                "-o",
+                str(first),
+                "--init",
+                "noise",
+                "--seed",
+                "5",
+                *_tiny(weights_home),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "stylize",
+                "--like",
+                str(first),
+                "-o",
+                str(again),
+                "-q",
+                "--cache-dir",
+                str(weights_home),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "stylize",
+                "--like",
+                str(first),
+                "-o",
+                str(other),
+                "--seed",
+                "6",
+                "-q",
+                "--cache-dir",
+                str(weights_home),
+            ]
+        )
+        == 0
+    )
     a, b, c = (load_image(p) for p in (first, again, other))
     assert np.array_equal(a.numpy(), b.numpy()) and not np.array_equal(a.numpy(), c.numpy())
 
@@ -309,7 +545,12 @@ def test_like_reruns_an_image_to_the_same_pixels(capsys, tmp_path, images, weigh
 def test_info_and_like_refuse_images_without_settings(capsys, tmp_path, images):
     content, _ = images
     _run_bad(capsys, ["info", content], 2, "holds no impasto settings")
-    _run_bad(capsys, ["stylize", "--like", content, "-o", tmp_path / "o.png"], 2, "holds no impasto settings")
+    _run_bad(
+        capsys,
+        ["stylize", "--like", content, "-o", tmp_path / "o.png"],
+        2,
+        "holds no impasto settings",
+    )
 
 
 @pytest.mark.parametrize(
@@ -317,14 +558,28 @@ def test_info_and_like_refuse_images_without_settings(capsys, tmp_path, images):
     [
         (["--bit-depth", "16", "-o", "{tmp}/o.jpg"], "16-bit output needs PNG and TIFF"),
         (["--resume", "{tmp}/o.png"], "no checkpoint at"),
-        (["--resume", "{tmp}/o.png", "--size", "64"], "--resume continues a run with its own images and options; drop --size"),
-        (["--content-mask", "{style}", "-o", "{tmp}/o.png"], "content mask 1 is 40x40 px but the content image is 48x40 px"),
-        (["--style-mask", "{content}", "--style-mask", "{content}", "-o", "{tmp}/o.png"], "2 style masks for 1 style images"),
-        (["--style-blend", "1,2", "-o", "{tmp}/o.png"], "--style-blend has 2 weights for 1 style image"),
+        (
+            ["--resume", "{tmp}/o.png", "--size", "64"],
+            "--resume continues a run with its own images and options; drop --size",
+        ),
+        (
+            ["--content-mask", "{style}", "-o", "{tmp}/o.png"],
+            "content mask 1 is 40x40 px but the content image is 48x40 px",
+        ),
+        (
+            ["--style-mask", "{content}", "--style-mask", "{content}", "-o", "{tmp}/o.png"],
+            "2 style masks for 1 style images",
+        ),
+        (
+            ["--style-blend", "1,2", "-o", "{tmp}/o.png"],
+            "--style-blend has 2 weights for 1 style image",
+        ),
     ],
 )
 def test_bad_creative_options(capsys, tmp_path, images, monkeypatch, argv, message):
-    monkeypatch.setattr(stylize_module, "VGGFeatures", lambda *a, **k: pytest.fail("weights loaded"))
+    monkeypatch.setattr(
+        impasto.engine, "load_weights", lambda *a, **k: pytest.fail("weights loaded")
+    )
     content, style = images
     argv = [a.format(tmp=tmp_path, style=style, content=content) for a in argv]
     inputs = [] if "--resume" in argv else [content, style]
@@ -345,12 +600,37 @@ def test_a_killed_run_resumes_to_the_pixels_of_an_uninterrupted_one(capsys, tmp_
     from impasto.image import load_image
     from tests.conftest import EXAMPLES
 
-    common = [str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "starry_night.jpg"), "--size", "64",
-              "--iterations", "150", "--tolerance", "0", "--bit-depth", "16", "--cache-dir", str(weights_home), "-q"]  # fmt: skip
+    common = [
+        str(EXAMPLES / "astronaut.jpg"),
+        str(EXAMPLES / "starry_night.jpg"),
+        "--size",
+        "64",
+        "--iterations",
+        "150",
+        "--tolerance",
+        "0",
+        "--bit-depth",
+        "16",
+        "--cache-dir",
+        str(weights_home),
+        "-q",
+    ]
     killed, whole = tmp_path / "killed.png", tmp_path / "whole.png"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "impasto", "stylize", *common, "-o", str(killed),
-                             "--checkpoint-every", "5"], env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "impasto",
+            "stylize",
+            *common,
+            "-o",
+            str(killed),
+            "--checkpoint-every",
+            "5",
+        ],
+        env=env,
+    )
     ckpt = tmp_path / "killed.png.ckpt"
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -370,16 +650,43 @@ def test_a_killed_run_resumes_to_the_pixels_of_an_uninterrupted_one(capsys, tmp_
 def test_report_and_sheet_write_their_pictures(capsys, tmp_path, images, weights_home):
     content, style = images
     report = tmp_path / "report.png"
-    assert main(["stylize", str(content), str(style), "-o", str(tmp_path / "o.png"), "--report", str(report), *_tiny(weights_home)]) == 0
+    assert (
+        main(
+            [
+                "stylize",
+                str(content),
+                str(style),
+                "-o",
+                str(tmp_path / "o.png"),
+                "--report",
+                str(report),
+                *_tiny(weights_home),
+            ]
+        )
+        == 0
+    )
     assert Image.open(report).size[0] >= 1000
     sheet = tmp_path / "sheet.png"
-    assert main(["sheet", str(content), str(style), "--style", str(style), "-o", str(sheet), *_tiny(weights_home)]) == 0
+    assert (
+        main(
+            [
+                "sheet",
+                str(content),
+                str(style),
+                "--style",
+                str(style),
+                "-o",
+                str(sheet),
+                *_tiny(weights_home),
+            ]
+        )
+        == 0
+    )
     assert Image.open(sheet).size[0] > 100
     assert (tmp_path / "content_style.png").exists() and (tmp_path / "style_style.png").exists()
 
 
 def test_readme_options_table_agrees_with_the_dataclass():
-    from impasto.cli import _format_default
     from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
@@ -389,5 +696,8 @@ def test_readme_options_table_agrees_with_the_dataclass():
         for line in table.splitlines()
         if line.startswith("| `--")
     )
-    expected = {f"--{opt_name(f.name)}": _format_default(f.default, f.metadata["none"]) for f in fields(StyleConfig)}
+    expected = {
+        f"--{opt_name(f.name)}": format_default(f.default, f.metadata["none"])
+        for f in fields(StyleConfig)
+    }
     assert rows == expected

@@ -2,36 +2,11 @@ import pytest
 import torch
 
 from impasto.errors import UsageError
-from impasto.features import (
-    VGGFeatures,
-    activations_per_pixel,
-    canonical,
-    layer_names,
-    min_input_size,
-    plan,
-    recomputed_segments,
-)
+from impasto.features import VGGFeatures
+from impasto.layers import activations_per_pixel, plan
 from tests.conftest import random_weights
 
-
-def test_layer_names_follow_the_paper():
-    names = layer_names("vgg19")
-    assert names[:5] == ["relu1_1", "relu1_2", "pool1", "relu2_1", "relu2_2"]
-    assert names[-1] == "pool5" and "relu3_4" in names and len(names) == 16 + 5
-    assert "relu3_4" not in layer_names("vgg16") and len(layer_names("vgg16")) == 13 + 5
-
-
-def test_conv_names_mean_the_activation_after_relu():
-    assert canonical("conv4_2", "vgg19") == "relu4_2"
-    assert canonical("relu4_2", "vgg19") == "relu4_2"
-    assert canonical("pool3", "vgg16") == "pool3"
-
-
-def test_unknown_layer_suggests_the_closest():
-    with pytest.raises(UsageError, match=r"unknown layer 'conv4_22'.*did you mean 'conv4_2'"):
-        canonical("conv4_22", "vgg19")
-    with pytest.raises(UsageError, match="conv3_4"):
-        canonical("conv3_4", "vgg16")  # VGG-16 has three convs in block 3
+DEFAULT_LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 
 
 def test_truncated_after_the_deepest_layer(vgg19_random):
@@ -57,7 +32,11 @@ def test_matches_a_plain_reference_implementation(vgg19_random):
     net = VGGFeatures("vgg19", ["conv1_1"], weights=vgg19_random)
     x = torch.rand(1, 3, 8, 8)
     caffe = x.flip(1) * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
-    ref = torch.relu(torch.nn.functional.conv2d(caffe, vgg19_random["conv1_1.weight"], vgg19_random["conv1_1.bias"], padding=1))
+    ref = torch.relu(
+        torch.nn.functional.conv2d(
+            caffe, vgg19_random["conv1_1.weight"], vgg19_random["conv1_1.bias"], padding=1
+        )
+    )
     assert torch.allclose(net(x)["conv1_1"], ref, atol=1e-3)
 
 
@@ -72,7 +51,11 @@ def test_deep_features_and_gradient_match_a_plain_nchw_network(vgg19_random):
     (out["conv2_1"].square().mean() + out["conv3_1"].square().mean()).backward()
 
     def conv(t, name):
-        return torch.relu(torch.nn.functional.conv2d(t, vgg19_random[f"{name}.weight"], vgg19_random[f"{name}.bias"], padding=1))
+        return torch.relu(
+            torch.nn.functional.conv2d(
+                t, vgg19_random[f"{name}.weight"], vgg19_random[f"{name}.bias"], padding=1
+            )
+        )
 
     y = x.detach().clone().requires_grad_(True)
     t = y.flip(1) * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
@@ -90,7 +73,11 @@ def test_vgg16_uses_imagenet_normalisation():
     x = torch.rand(1, 3, 8, 8)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    ref = torch.relu(torch.nn.functional.conv2d((x - mean) / std, w["conv1_1.weight"], w["conv1_1.bias"], padding=1))
+    ref = torch.relu(
+        torch.nn.functional.conv2d(
+            (x - mean) / std, w["conv1_1.weight"], w["conv1_1.bias"], padding=1
+        )
+    )
     assert torch.allclose(net(x)["conv1_1"], ref, atol=1e-4)
 
 
@@ -113,16 +100,7 @@ def test_frozen_and_gradient_flows_only_to_the_input(vgg19_random):
     assert all(p.grad is None for p in net.parameters())
 
 
-def test_min_input_size():
-    assert min_input_size(["conv5_1"], "vgg19") == 16
-    assert min_input_size(["conv1_1", "conv4_2"], "vgg19") == 8
-    assert min_input_size(["pool5"], "vgg16") == 32
-
-
-DEFAULT_LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
-
-
-def _saved_bytes(net: VGGFeatures, x: torch.Tensor) -> int:
+def _saved_bytes(net: VGGFeatures, x: torch.Tensor, *, recompute: bool) -> int:
     """Bytes of the distinct activations (not weights) the forward pass keeps for the backward."""
     kept: dict[int, int] = {}
 
@@ -132,15 +110,8 @@ def _saved_bytes(net: VGGFeatures, x: torch.Tensor) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(x)
+        net(x, recompute=recompute)
     return sum(kept.values())
-
-
-def test_recomputed_segments_are_the_first_blocks_between_wanted_layers():
-    assert recomputed_segments(DEFAULT_LAYERS, "vgg19") == [
-        ["relu1_2", "pool1", "relu2_1"],
-        ["relu2_2", "pool2", "relu3_1"],
-    ]
 
 
 def test_recompute_gives_the_same_features_and_gradient_and_keeps_less(vgg19_random):
@@ -148,9 +119,8 @@ def test_recompute_gives_the_same_features_and_gradient_and_keeps_less(vgg19_ran
     x = torch.rand(1, 3, 64, 48)
 
     def grad_and_features(recompute: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        net.recompute = recompute
         xi = x.clone().requires_grad_(True)
-        out = net(xi)
+        out = net(xi, recompute=recompute)
         loss = sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() for f in out.values())
         loss.backward()
         return xi.grad, {k: v.detach() for k, v in out.items()}
@@ -161,10 +131,8 @@ def test_recompute_gives_the_same_features_and_gradient_and_keeps_less(vgg19_ran
     assert all(torch.equal(f_plain[k], f_re[k]) for k in f_plain)
 
     x = torch.rand(1, 3, 64, 64, requires_grad=True)
-    net.recompute = False
-    plain = _saved_bytes(net, x)
-    net.recompute = True
-    recomputed = _saved_bytes(net, x)
+    plain = _saved_bytes(net, x, recompute=False)
+    recomputed = _saved_bytes(net, x, recompute=True)
     # Not kept: the insides of the two recomputed segments, relu1_2, pool1, relu2_2 and pool2
     # (the pools with their int64 indices); the memory estimate counts exactly what is kept.
     c = 4 * 64 * 64
@@ -176,9 +144,8 @@ def test_recompute_gives_the_same_features_and_gradient_and_keeps_less(vgg19_ran
 
 def test_recompute_is_off_without_gradients(vgg19_random):
     net = VGGFeatures("vgg19", DEFAULT_LAYERS, weights=vgg19_random)
-    net.recompute = True
     with torch.no_grad():
-        out = net(torch.rand(1, 3, 32, 32))
+        out = net(torch.rand(1, 3, 32, 32), recompute=True)
     assert out["conv5_1"].shape == (1, 512, 2, 2)
 
 
@@ -188,3 +155,34 @@ def test_tap_sees_each_asked_for_name_as_its_layer_is_reached(vgg19_random):
     out = net(torch.rand(1, 3, 16, 16), tap=lambda name, f: seen.append((name, f)))
     assert [n for n, _ in seen] == ["relu1_1", "conv1_1", "conv2_1", "conv3_1"]
     assert all(f is out[n] for n, f in seen)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16])
+def test_reduced_precision_runs_the_convolutions_and_taps_in_float32(vgg19_random, dtype):
+    net = VGGFeatures("vgg19", ["conv2_1"], weights=vgg19_random)
+    seen = []
+    out = net(
+        torch.rand(1, 3, 16, 16),
+        tap=lambda name, f: seen.append(torch.is_autocast_enabled("cpu")),
+        dtype=dtype,
+    )
+    assert out["conv2_1"].dtype == dtype and seen == [False]
+
+
+def test_the_receptive_radius_bounds_how_far_a_pixel_reaches(vgg19_random):
+    """A pixel's change reaches the deepest layer exactly as far as receptive_radius says."""
+    from impasto.layers import receptive_radius
+
+    layers = ["conv3_1"]
+    net = VGGFeatures("vgg19", layers, weights=vgg19_random, pooling="avg")
+    x = torch.rand(1, 3, 96, 96, dtype=torch.float64)
+    net = net.double().to(memory_format=torch.contiguous_format)
+    y = x.clone()
+    y[..., 48, 48] += 1.0
+    with torch.no_grad():
+        diff = (net(y)["conv3_1"] - net(x)["conv3_1"]).abs().amax(dim=(0, 1))
+    rows = torch.nonzero(diff.amax(dim=1) > 0).flatten()
+    stride = 4  # two pools before conv3_1
+    reach = max(48 - int(rows.min()) * stride, int(rows.max()) * stride - 48)
+    radius = receptive_radius(layers, "vgg19")
+    assert radius - stride < reach <= radius

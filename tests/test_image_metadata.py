@@ -194,11 +194,6 @@ def test_metadata_is_read_without_torch_or_numpy(tmp_path: Path) -> None:
     assert json.loads(heavy) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="impasto/__init__.py imports impasto.stylize, and with it torch, on any impasto.* "
-    "import; remove this mark once the top-level package is lazy",
-)
 def test_importing_metadata_does_not_import_torch() -> None:
     code = "import sys, impasto.image.metadata; print('torch' in sys.modules)"
     assert run_python(code).strip() == "False"

@@ -4,6 +4,7 @@ import torch
 from impasto.losses import (
     ContentLoss,
     StyleLoss,
+    StyleTarget,
     TVLoss,
     content_loss,
     gram_distance,
@@ -12,6 +13,23 @@ from impasto.losses import (
     style_loss,
     tv_loss,
 )
+from impasto.statistics import get_statistic
+
+
+def gram_style_loss(features, layer_weights, *, relative=True, squared=True):
+    """One style everywhere: a StyleLoss with targets from one image's features."""
+    if len(layer_weights) != len(features):
+        raise ValueError(f"{len(features)} style layers but {len(layer_weights)} weights")
+    gram = get_statistic("gram")
+    with torch.no_grad():
+        stats = {name: gram.of(f) for name, f in features.items()}
+    return StyleLoss(
+        [StyleTarget(stats)],
+        dict(zip(features, layer_weights)),
+        statistic=gram,
+        relative=relative,
+        squared=squared,
+    )
 
 
 def test_gram_matrix_hand_computed():
@@ -107,17 +125,22 @@ def test_modules_equal_functions():
     gen = {k: torch.rand_like(v) for k, v in feats.items()}
     content = ContentLoss({"a": feats["a"]}, relative=False)
     assert torch.allclose(content(gen), content_loss(gen["a"], feats["a"]))
-    style = StyleLoss.from_features(feats, [0.25, 0.75], relative=False)
-    expected = 0.25 * style_loss(gram_matrix(gen["a"]), gram_matrix(feats["a"])) + 0.75 * style_loss(
-        gram_matrix(gen["b"]), gram_matrix(feats["b"])
-    )
+    style = gram_style_loss(feats, [0.25, 0.75], relative=False)
+    expected = 0.25 * style_loss(
+        gram_matrix(gen["a"]), gram_matrix(feats["a"])
+    ) + 0.75 * style_loss(gram_matrix(gen["b"]), gram_matrix(feats["b"]))
     assert torch.allclose(style(gen), expected)
     img = torch.rand(1, 3, 7, 5)
     assert torch.allclose(TVLoss("l2")(img), tv_loss(img, "l2"))
     # Layer by layer (as a run takes them, while the network goes forward): the same total.
-    assert torch.allclose(style.layer_term("a", gen["a"]) + style.layer_term("b", gen["b"]), expected)
+    assert torch.allclose(
+        style.layer_term("a", gen["a"]) + style.layer_term("b", gen["b"]), expected
+    )
     assert torch.allclose(content.layer_term("a", gen["a"]), content(gen))
-    assert content.layer_term("b", gen["b"]) == 0 and StyleLoss.from_features({"a": feats["a"]}, [1.0]).layer_term("b", gen["b"]) == 0
+    assert (
+        content.layer_term("b", gen["b"]) == 0
+        and gram_style_loss({"a": feats["a"]}, [1.0]).layer_term("b", gen["b"]) == 0
+    )
 
 
 def test_relative_losses_are_scale_free():
@@ -126,8 +149,8 @@ def test_relative_losses_are_scale_free():
     gen = {k: torch.rand_like(v) for k, v in feats.items()}
     big = {k: 100 * v for k, v in feats.items()}
     big_gen = {k: 100 * v for k, v in gen.items()}
-    s1 = StyleLoss.from_features(feats, [0.5, 0.5])(gen)
-    s2 = StyleLoss.from_features(big, [0.5, 0.5])(big_gen)
+    s1 = gram_style_loss(feats, [0.5, 0.5])(gen)
+    s2 = gram_style_loss(big, [0.5, 0.5])(big_gen)
     assert torch.allclose(s1, s2, rtol=1e-4)
     c1 = ContentLoss({"a": feats["a"]})(gen)
     c2 = ContentLoss({"a": big["a"]})(big_gen)
@@ -137,25 +160,27 @@ def test_relative_losses_are_scale_free():
 
 def test_losses_are_zero_at_the_target():
     feats = {"a": torch.rand(1, 4, 6, 6)}
-    assert StyleLoss.from_features(feats, [1.0])(feats).item() == 0.0
+    assert gram_style_loss(feats, [1.0])(feats).item() == 0.0
     assert ContentLoss(feats)(feats).item() == 0.0
 
 
 def test_style_loss_needs_one_weight_per_layer():
     with pytest.raises(ValueError):
-        StyleLoss.from_features({"a": torch.rand(1, 2, 2, 2)}, [0.5, 0.5])
+        gram_style_loss({"a": torch.rand(1, 2, 2, 2)}, [0.5, 0.5])
 
 
 def test_style_loss_as_a_norm_is_the_root_of_each_layers_squared_distance():
     torch.manual_seed(0)
     feats = {"a": torch.randn(1, 4, 6, 6), "b": torch.randn(1, 8, 3, 3)}
     targets = {k: torch.randn_like(v) for k, v in feats.items()}
-    squared = StyleLoss.from_features(targets, [0.25, 0.75])
-    norm = StyleLoss.from_features(targets, [0.25, 0.75])
+    squared = gram_style_loss(targets, [0.25, 0.75])
+    norm = gram_style_loss(targets, [0.25, 0.75])
     norm.squared = False
     for name in feats:
         root = float((squared.layer_term(name, feats[name]) / squared.layer_weights[name]).sqrt())
-        assert float(norm.layer_term(name, feats[name])) == pytest.approx(root * norm.layer_weights[name], rel=1e-5)
+        assert float(norm.layer_term(name, feats[name])) == pytest.approx(
+            root * norm.layer_weights[name], rel=1e-5
+        )
     # At an exact match: zero, with a zero (not infinite or NaN) gradient.
     x = targets["a"].clone().requires_grad_(True)
     value = norm.layer_term("a", x)

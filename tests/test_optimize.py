@@ -2,17 +2,23 @@ import pytest
 import torch
 
 from impasto.errors import ImpastoError
-from impasto.optimize import PATIENCE, Progress, optimize
+from impasto.optimize import PATIENCE, Progress, differentiate, optimize
 
 
 def _quadratic(target):
-    return lambda x: {"fit": ((x - target) ** 2).mean(), "zero": torch.zeros(())}
+    return differentiate(lambda x: {"fit": ((x - target) ** 2).mean(), "zero": torch.zeros(())})
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_converges_on_a_quadratic(optimizer):
     target = torch.rand(1, 3, 8, 8)
-    out = optimize(torch.full_like(target, 0.5), _quadratic(target), optimizer=optimizer, iterations=200, lr=5.0)
+    out = optimize(
+        torch.full_like(target, 0.5),
+        _quadratic(target),
+        optimizer=optimizer,
+        iterations=200,
+        lr=5.0,
+    )
     assert torch.allclose(out, target, atol=2e-2)
 
 
@@ -37,16 +43,32 @@ def test_progress_reports_every_step_with_terms():
 def test_early_stop_when_the_loss_stops_moving():
     seen = []
     target = torch.rand(1, 3, 4, 4)
-    optimize(torch.zeros_like(target), _quadratic(target), iterations=500, tolerance=1e-3, on_progress=seen.append)
+    optimize(
+        torch.zeros_like(target),
+        _quadratic(target),
+        iterations=500,
+        tolerance=1e-3,
+        on_progress=seen.append,
+    )
     assert PATIENCE < len(seen) < 500
     seen_all = []
-    optimize(torch.zeros_like(target), _quadratic(target), iterations=60, tolerance=0, on_progress=seen_all.append)
+    optimize(
+        torch.zeros_like(target),
+        _quadratic(target),
+        iterations=60,
+        tolerance=0,
+        on_progress=seen_all.append,
+    )
     assert len(seen_all) == 60
 
 
 def test_nan_loss_is_a_clear_error():
     with pytest.raises(ImpastoError, match="became nan at step 1"):
-        optimize(torch.rand(1, 3, 4, 4), lambda x: {"bad": x.sum() * float("nan")}, iterations=5)
+        optimize(
+            torch.rand(1, 3, 4, 4),
+            differentiate(lambda x: {"bad": x.sum() * float("nan")}),
+            iterations=5,
+        )
 
 
 def test_input_is_not_modified():
@@ -54,7 +76,6 @@ def test_input_is_not_modified():
     copy = x0.clone()
     optimize(x0, _quadratic(torch.zeros_like(x0)), iterations=3)
     assert torch.equal(x0, copy)
-
 
 
 def test_lbfgs_undoes_a_step_that_blows_the_loss_up():

@@ -8,28 +8,20 @@ example so that an accidental change of formula shows.
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import impasto.score as score_module
 from impasto.cli import main
 from impasto.errors import InputError, WeightsError
 from impasto.features import VGGFeatures
 from impasto.image import load_image, resize_long_side, resize_to, save_image
+from impasto.score import Score, content_distance, score, style_distance
 from impasto.weights import LPIPS_HEADS
 from tests.conftest import EXAMPLES, random_weights
-
-# The module; impasto.score.score is the function.
-score_module = importlib.import_module("impasto.score")
-Score, content_distance, score, style_distance = (
-    score_module.Score,
-    score_module.content_distance,
-    score_module.score,
-    score_module.style_distance,
-)
 
 RESULT = EXAMPLES / "astronaut_starry_night.jpg"
 PHOTO = EXAMPLES / "astronaut.jpg"

@@ -130,13 +130,26 @@ def test_options_describe_every_field_of_the_config(client: TestClient):
 
 def test_form_fields_parse_into_config_types():
     parsed = form_options.parse(
-        {"size": "96", "style_weight": "20", "content_layers": "conv4_2, conv5_2",
-         "style_layer_weights": "1,2,3,4,5", "network": "vgg19", "seed": "7", "tv_weight": ""}
-    )  # fmt: skip
-    assert parsed == {"size": 96, "style_weight": 20.0, "content_layers": ("conv4_2", "conv5_2"),
-                      "style_layer_weights": (1.0, 2.0, 3.0, 4.0, 5.0), "network": "vgg19", "seed": 7}  # fmt: skip
+        {
+            "size": "96",
+            "style_weight": "20",
+            "content_layers": "conv4_2, conv5_2",
+            "style_layer_weights": "1,2,3,4,5",
+            "network": "vgg19",
+            "seed": "7",
+            "tv_weight": "",
+        }
+    )
+    assert parsed == {
+        "size": 96,
+        "style_weight": 20.0,
+        "content_layers": ("conv4_2", "conv5_2"),
+        "style_layer_weights": (1.0, 2.0, 3.0, 4.0, 5.0),
+        "network": "vgg19",
+        "seed": 7,
+    }
     assert form_options.parse({"style_layer_weights": "equal"}) == {"style_layer_weights": None}
-    with pytest.raises(UsageError, match=r"--size must be an integer, not 'big'"):
+    with pytest.raises(UsageError, match=r"--size expects a whole number, not 'big'"):
         form_options.parse({"size": "big"})
     with pytest.raises(
         UsageError, match=r"unknown option 'style_wieght' \(did you mean 'style_weight'\?\)"
@@ -193,8 +206,12 @@ def test_job_runs_streams_progress_and_downloads_as_png(client: TestClient, data
     # Inputs are stored under names the server chose, next to the state and the result.
     folder = data_dir / "jobs" / job["id"]
     assert {p.name for p in folder.iterdir()} == {
-        "content.jpg", "style-1.jpg", "job.json", "preview.jpg", "result.png",
-    }  # fmt: skip
+        "content.jpg",
+        "style-1.jpg",
+        "job.json",
+        "preview.jpg",
+        "result.png",
+    }
     assert json.loads((folder / "job.json").read_text())["state"] == "done"
     from impasto.image import save_image
 
@@ -292,47 +309,74 @@ def _png(width: int, height: int) -> bytes:
 BAD_UPLOADS = {
     "text named .png": (
         {"files": images(("notes.png", b"this is a text file, not a picture\n"))},
-        415, "style image 'notes.png' is not an image this server reads",
+        415,
+        "style image 'notes.png' is not an image this server reads",
     ),
     "empty file": ({"files": images(("empty.jpg", b""))}, 415, "style image 'empty.jpg' is empty"),
     "truncated image": (
         {"files": images("starry_night.jpg", content=("cut.jpg", _truncated_jpeg()))},
-        422, "content photo 'cut.jpg' could not be read as an image",
+        422,
+        "content photo 'cut.jpg' could not be read as an image",
     ),
     "too many bytes": (
         {"files": images("starry_night.jpg"), "limits": Limits(max_upload_bytes=200_000)},
-        413, "style image 'starry_night.jpg' is larger than 195 KB",
+        413,
+        "style image 'starry_night.jpg' is larger than 195 KB",
     ),
     "too many pixels": (
         {"files": images(("wide.png", _png(3000, 200))), "limits": Limits(max_pixels=500_000)},
-        422, "style image 'wide.png' is 3000x200 px (0.6 megapixels); this server accepts at most 0.5 megapixels",
+        422,
+        "style image 'wide.png' is 3000x200 px (0.6 megapixels); this server accepts at most 0.5 megapixels",
     ),
-    "missing content": ({"files": images("starry_night.jpg", content=None)}, 422, "choose a content photo"),
+    "missing content": (
+        {"files": images("starry_night.jpg", content=None)},
+        422,
+        "choose a content photo",
+    ),
     "no style": ({"files": images()}, 422, "choose a style image"),
     "bad option value": (
         {"files": images("starry_night.jpg"), "data": {"size": "-5"}},
-        422, "--size must be a positive number of pixels, not -5",
+        422,
+        "--size must be a whole number from 1 to 16,384 px, not -5",
     ),
     "mistyped layer": (
         {"files": images("starry_night.jpg"), "data": {"style_layers": "conv1_1,conv9_1"}},
-        422, "conv9_1",
+        422,
+        "conv9_1",
     ),
-    "not a number": ({"files": images("starry_night.jpg"), "data": {"style_weight": "lots"}}, 422,
-                     "--style-weight must be a number, not 'lots'"),
-    "unknown option": ({"files": images("starry_night.jpg"), "data": {"colour": "blue"}}, 422, "unknown option 'colour'"),
+    "not a number": (
+        {"files": images("starry_night.jpg"), "data": {"style_weight": "lots"}},
+        422,
+        "--style-weight expects a number, not 'lots'",
+    ),
+    "unknown option": (
+        {"files": images("starry_night.jpg"), "data": {"colour": "blue"}},
+        422,
+        "unknown option 'colour'",
+    ),
     "init from a server path": (
         {"files": images("starry_night.jpg"), "data": {"init": str(EXAMPLES / "astronaut.jpg")}},
-        422, "--init must be one of content, noise, style",
+        422,
+        "--init must be one of content, noise, style",
     ),
     "size above the server's limit": (
-        {"files": images("starry_night.jpg"), "data": {"size": "4096"}, "limits": Limits(max_size=1024)},
-        422, "--size 4096 is larger than this server allows (1024 px)",
+        {
+            "files": images("starry_night.jpg"),
+            "data": {"size": "4096"},
+            "limits": Limits(max_size=1024),
+        },
+        422,
+        "--size 4096 is larger than this server allows (1024 px)",
     ),
     "too many styles": (
-        {"files": images("starry_night.jpg", "starry_night.jpg", "starry_night.jpg"), "limits": Limits(max_styles=2)},
-        422, "3 style images were sent; this server takes at most 2",
+        {
+            "files": images("starry_night.jpg", "starry_night.jpg", "starry_night.jpg"),
+            "limits": Limits(max_styles=2),
+        },
+        422,
+        "3 style images were sent; this server takes at most 2",
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_UPLOADS))

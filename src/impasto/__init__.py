@@ -1,9 +1,14 @@
 """impasto: neural style transfer (Gatys et al. 2015) as a library and a command-line program.
 
-    from impasto import stylize, StyleConfig
-    image = stylize("photo.jpg", "painting.jpg", StyleConfig(size=512))
+    from impasto import Stylizer, StyleConfig
+    engine = Stylizer()                                  # the network, loaded once
+    image = engine.stylize("photo.jpg", "painting.jpg", StyleConfig(size=512))
 
-Importing the package loads torch but nothing else: no weights, no files, no network.
+    import impasto
+    image = impasto.stylize("photo.jpg", "painting.jpg")  # the same, on an engine kept for you
+
+Importing the package loads nothing: torch, the weights and every submodule are imported when
+first used.
 """
 
 from __future__ import annotations
@@ -11,43 +16,57 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from impasto.errors import ImpastoError, InputError, UsageError, WeightsError
-
 from impasto._version import __version__
-
-# Imported eagerly: the function ``stylize`` must win over the submodule of the same name, which
-# a lazy attribute cannot guarantee once ``impasto.stylize`` has been imported elsewhere.
-from impasto.config import StyleConfig  # noqa: E402
-from impasto.stylize import resume, stylize  # noqa: E402
+from impasto.errors import ImpastoError, InputError, UsageError, WeightsError
 
 __all__ = [
     "ImpastoError",
     "InputError",
     "Progress",
+    "RunRecord",
     "StyleConfig",
+    "Stylizer",
     "UsageError",
     "WeightsError",
     "__version__",
     "load_image",
     "read_metadata",
+    "read_record",
     "resume",
     "save_image",
     "stylize",
+    "to_pil",
 ]
 
 _LAZY = {
     "Progress": "impasto.optimize",
+    "RunRecord": "impasto.record",
+    "StyleConfig": "impasto.config",
+    "Stylizer": "impasto.engine",
     "load_image": "impasto.image",
-    "save_image": "impasto.image",
     "read_metadata": "impasto.image",
+    "read_record": "impasto.record",
+    "resume": "impasto.engine",
+    "save_image": "impasto.image",
+    "stylize": "impasto.engine",
+    "to_pil": "impasto.image",
 }
 
 if TYPE_CHECKING:
-    from impasto.image import load_image, read_metadata, save_image
+    from impasto.config import StyleConfig
+    from impasto.engine import Stylizer, resume, stylize
+    from impasto.image import load_image, read_metadata, save_image, to_pil
     from impasto.optimize import Progress
+    from impasto.record import RunRecord, read_record
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'impasto' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -20,6 +20,11 @@ from typing import Any
 import torch
 
 from impasto.errors import InputError
+from impasto.files import atomic_write
+
+# A checkpoint every this many steps by default: at 512 px the L-BFGS history makes it ~300 MB,
+# written in well under a second, against ~50 s of work between two of them.
+CHECKPOINT_EVERY = 25
 
 FORMAT = "impasto-checkpoint"
 FORMAT_VERSION = 1
@@ -34,20 +39,22 @@ def checkpoint_path(output: str | os.PathLike[str]) -> Path:
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     """Write ``payload`` (tensors moved to the CPU) atomically."""
-    path = Path(path)
-    part = path.with_name(path.name + ".part")
-    try:
-        torch.save({"format": FORMAT, "version": FORMAT_VERSION, **_map_tensors(payload, lambda t: t.detach().cpu())}, part)
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
-    return path
+    data = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        **_map_tensors(payload, lambda t: t.detach().cpu()),
+    }
+    with atomic_write(path) as stream:
+        torch.save(data, stream)
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise InputError(f"no checkpoint at {path}: nothing to resume (a finished run removes its checkpoint)")
+        raise InputError(
+            f"no checkpoint at {path}: nothing to resume (a finished run removes its checkpoint)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's error to hear about

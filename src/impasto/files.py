@@ -1,8 +1,10 @@
-"""Writing files atomically: the one place impasto replaces a file on disk.
+"""Writing files safely: the one place impasto replaces a file on disk, and the checks before.
 
 An interrupted run (a crash, a full disk, Ctrl-C) must never leave a half-written file where a
 good one was, so every output goes through :func:`atomic_write`: written to a temporary file
-in the same folder, flushed to disk, then renamed onto the target in one step.
+in the same folder, flushed to disk, then renamed onto the target in one step. Before a run,
+:func:`check_not_an_input` and :func:`probe_writable` refuse an output that would overwrite an
+input or that the folder would refuse at the end.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ import contextlib
 import os
 import pathlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
-from impasto.errors import ImpastoError
+from impasto.errors import ImpastoError, UsageError
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "check_not_an_input", "probe_writable"]
 
 
 @overload
@@ -128,12 +130,22 @@ def _permissions_for(target: pathlib.Path) -> int:
     try:
         return target.stat().st_mode & 0o7777
     except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (setting it, even for
+    an instant, would race with the web server's other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
         pass
-    # The umask can only be read by setting it; set it straight back. (Not thread-safe in
-    # theory, but the window is two system calls long.)
-    umask = os.umask(0o022)
+    umask = os.umask(0o022)  # elsewhere it can only be read by setting it
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
 def _fsync_folder(folder: pathlib.Path) -> None:
@@ -148,3 +160,35 @@ def _fsync_folder(folder: pathlib.Path) -> None:
         pass  # some file systems refuse fsync on folders; the data itself is already synced
     finally:
         os.close(fd)
+
+
+def check_not_an_input(
+    output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]
+) -> None:
+    """Refuse an output that is one of the run's own input files: it would be overwritten."""
+    out = pathlib.Path(output)
+    for source in inputs:
+        src = pathlib.Path(source)
+        same = out.resolve() == src.resolve()
+        if not same and out.exists() and src.exists():
+            same = os.path.samefile(out, src)
+        if same:
+            raise UsageError(
+                f"output '{os.fspath(output)}' is an input of this run ({os.fspath(source)}); "
+                "writing it would overwrite the original: choose another output name"
+            )
+
+
+def probe_writable(path: str | os.PathLike[str]) -> None:
+    """Create and remove the temporary file an atomic write of ``path`` would use, so that a
+    folder that refuses it fails now, before any work, not when the result is ready."""
+    out = pathlib.Path(path)
+    try:
+        fd, name = tempfile.mkstemp(prefix="." + out.name, suffix=".part", dir=out.parent)
+    except OSError as e:
+        raise UsageError(f"cannot write '{os.fspath(path)}': {e.strerror or e}") from None
+    os.close(fd)
+    try:
+        os.unlink(name)
+    except OSError as e:
+        raise ImpastoError(f"cannot write '{os.fspath(path)}': {e.strerror or e}") from None

@@ -15,21 +15,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from impasto.statistics import StyleStatistic
-
-TVNorm = Literal["l1", "l2"]
+from impasto.config import TVNorm
 
 
-def get_statistic(name: str) -> StyleStatistic:
-    from impasto.statistics import get_statistic
+class Statistic(Protocol):
+    """What StyleLoss needs of a style statistic (``impasto.statistics`` has three)."""
 
-    return get_statistic(name)
+    def distance(
+        self,
+        features: torch.Tensor,
+        target: dict[str, torch.Tensor],
+        mask: torch.Tensor | None = None,
+        *,
+        relative: bool = True,
+    ) -> torch.Tensor: ...
 
 
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -87,14 +91,18 @@ class _GramDistance(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         features, diff = ctx.saved_tensors
         _, c, h, w = features.shape
-        sym = (diff + diff.T) * (grad * 2.0 / (c * c * c * h * w))  # = 4 (G - T) / ... for symmetric T
+        sym = (diff + diff.T) * (
+            grad * 2.0 / (c * c * c * h * w)
+        )  # = 4 (G - T) / ... for symmetric T
         if _channels_last(features):  # the gradient in the features' own layout
             return (_pixel_rows(features) @ sym).reshape(1, h, w, c).permute(0, 3, 1, 2), None
         return (sym @ features.reshape(c, h * w)).reshape(features.shape), None
 
 
 def _channels_last(features: torch.Tensor) -> bool:
-    return features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+    return (
+        features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+    )
 
 
 def _pixel_rows(features: torch.Tensor) -> torch.Tensor:
@@ -111,7 +119,9 @@ def gram_distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Shape: (1, C, H, W), (C, C) -> scalar.
     """
     if features.shape[0] != 1 or target.shape != (features.shape[1],) * 2:
-        raise ValueError(f"expected (1, C, H, W) features and a (C, C) target, not {tuple(features.shape)}, {tuple(target.shape)}")
+        raise ValueError(
+            f"expected (1, C, H, W) features and a (C, C) target, not {tuple(features.shape)}, {tuple(target.shape)}"
+        )
     return _GramDistance.apply(_at_least_float32(features), target)
 
 
@@ -185,7 +195,7 @@ class StyleTarget:
 class StyleLoss(nn.Module):
     """Sum over targets (regions) and layers of weight x layer weight x style distance.
 
-    The distance is that of ``statistic`` (``impasto.statistics``: Gram matrices by default),
+    The distance is that of ``statistic`` (one of ``impasto.statistics``, e.g. Gram matrices),
     squared (the paper's mean squared Gram difference) or, with ``squared=False``, its root.
     ``layer_weights`` are used as given; the caller normalises them (impasto: to sum to 1).
     With ``relative=True`` each layer's error is divided by the size of its target's statistics.
@@ -196,36 +206,21 @@ class StyleLoss(nn.Module):
         targets: Sequence[StyleTarget],
         layer_weights: Mapping[str, float],
         *,
-        statistic: str | StyleStatistic = "gram",
+        statistic: Statistic,
         relative: bool = True,
         squared: bool = True,
     ) -> None:
         super().__init__()
-        self.statistic = get_statistic(statistic) if isinstance(statistic, str) else statistic
+        self.statistic = statistic
         self.squared = squared
         self.targets = list(targets)
         self.layer_weights = dict(layer_weights)
         self.relative = relative
         for t in self.targets:
             if set(t.stats) != set(self.layer_weights):
-                raise ValueError(f"targets for layers {sorted(t.stats)} but weights for {sorted(self.layer_weights)}")
-
-    @classmethod
-    def from_features(
-        cls,
-        features: Mapping[str, torch.Tensor],
-        layer_weights: Sequence[float],
-        *,
-        statistic: str = "gram",
-        relative: bool = True,
-    ) -> StyleLoss:
-        """One style everywhere: targets from one image's features."""
-        if len(layer_weights) != len(features):
-            raise ValueError(f"{len(features)} style layers but {len(layer_weights)} weights")
-        stat = get_statistic(statistic)
-        with torch.no_grad():
-            stats = {name: stat.of(f) for name, f in features.items()}
-        return cls([StyleTarget(stats)], dict(zip(features, layer_weights)), statistic=stat, relative=relative)
+                raise ValueError(
+                    f"targets for layers {sorted(t.stats)} but weights for {sorted(self.layer_weights)}"
+                )
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         total = torch.zeros((), device=next(iter(features.values())).device)

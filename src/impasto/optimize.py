@@ -1,8 +1,9 @@
 """The optimiser loop: L-BFGS or Adam over the pixels of the generated image.
 
-The loop knows nothing of networks or files: it is given an image and a function that returns
-the weighted loss terms of an image, and it reports every step through a callback. It never
-prints.
+The loop knows nothing of networks or files: it is given an image and an objective (a function
+that returns the weighted loss terms of an image and leaves their summed gradient in the image's
+``.grad``, see :class:`impasto.objective.Objective`), and it reports every step through a
+callback. It never prints.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch
 from impasto.errors import ImpastoError
 
 LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+# The terms of x (detached), with the gradient of their sum left in x.grad.
+ObjectiveFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 # Early stop: the relative change of the loss must stay below the tolerance this many steps in a
 # row (L-BFGS without line search makes the odd tiny step, which alone must not end a run).
@@ -88,7 +91,14 @@ class BoxLBFGS:
             with torch.no_grad():
                 x.copy_(self.prev_x.view_as(x))
             grad, loss = self.prev_g.view_as(x), self.prev_loss
-            self.s, self.y, self.rho, self.prev_x, self.prev_g, self.prev_blocked = [], [], [], None, None, None
+            self.s, self.y, self.rho, self.prev_x, self.prev_g, self.prev_blocked = (
+                [],
+                [],
+                [],
+                None,
+                None,
+                None,
+            )
             self.restarts += 1
         self.prev_loss = loss
         g = grad.flatten().float()
@@ -114,7 +124,9 @@ class BoxLBFGS:
             q.add_(y, alpha=-alpha)
             alphas.append(alpha)
         if self.s:
-            q.mul_(float(torch.dot(self.s[-1], self.y[-1])) / float(torch.dot(self.y[-1], self.y[-1])))
+            q.mul_(
+                float(torch.dot(self.s[-1], self.y[-1])) / float(torch.dot(self.y[-1], self.y[-1]))
+            )
         else:
             q.mul_(min(1.0, 1.0 / max(float(g.abs().sum()), 1e-12)))
         for s, y, rho, alpha in zip(self.s, self.y, self.rho, reversed(alphas)):
@@ -133,11 +145,19 @@ class BoxLBFGS:
         if self.prev_loss is not None:
             state["prev_loss"] = torch.tensor(self.prev_loss, dtype=torch.float64)
         if self.s:
-            state |= {"s": torch.stack(self.s), "y": torch.stack(self.y), "rho": torch.tensor(self.rho, dtype=torch.float64)}
+            state |= {
+                "s": torch.stack(self.s),
+                "y": torch.stack(self.y),
+                "rho": torch.tensor(self.rho, dtype=torch.float64),
+            }
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.prev_x, self.prev_g, self.prev_blocked = state.get("prev_x"), state.get("prev_g"), state.get("prev_blocked")
+        self.prev_x, self.prev_g, self.prev_blocked = (
+            state.get("prev_x"),
+            state.get("prev_g"),
+            state.get("prev_blocked"),
+        )
         self.s = list(state["s"].unbind()) if "s" in state else []
         self.y = list(state["y"].unbind()) if "y" in state else []
         self.rho = state["rho"].tolist() if "rho" in state else []
@@ -147,9 +167,20 @@ class BoxLBFGS:
 CheckpointFn = Callable[[dict[str, Any]], None]
 
 
+def differentiate(loss_fn: LossFn) -> ObjectiveFn:
+    """The objective of a plain loss function (terms with their graph): sum, then backward."""
+
+    def objective(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = loss_fn(x)
+        sum(terms.values(), torch.zeros((), device=x.device)).backward()
+        return {k: v.detach() for k, v in terms.items()}
+
+    return objective
+
+
 def optimize(
     image: torch.Tensor,
-    loss_fn: LossFn,
+    objective: ObjectiveFn,
     *,
     optimizer: str = "lbfgs",
     iterations: int = 300,
@@ -161,7 +192,7 @@ def optimize(
     checkpoint_every: int = 0,
     resume: dict[str, Any] | None = None,
 ) -> torch.Tensor:
-    """Minimise ``sum(loss_fn(x).values())`` over the pixels ``x``, kept in [0, 1].
+    """Minimise the sum of ``objective(x)``'s terms over the pixels ``x``, kept in [0, 1].
 
     ``lr`` is Adam's step in 8-bit levels (0-255); L-BFGS ignores it. Every step is one loss
     evaluation, reported to ``on_progress`` (the losses are those of the image before the step's
@@ -174,7 +205,12 @@ def optimize(
 
     Shape: image (1, 3, H, W) -> (1, 3, H, W).
     """
-    x = image.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
+    x = (
+        image.detach()
+        .clone(memory_format=torch.contiguous_format)
+        .clamp_(0, 1)
+        .requires_grad_(True)
+    )
     if optimizer == "lbfgs":
         lbfgs = BoxLBFGS(history_size)
     elif optimizer == "adam":
@@ -186,7 +222,12 @@ def optimize(
     if resume is not None:
         with torch.no_grad():
             x.copy_(resume["image"])
-        first, previous, calm_steps, before = resume["step"] + 1, resume["previous"], resume["calm_steps"], resume["elapsed"]
+        first, previous, calm_steps, before = (
+            resume["step"] + 1,
+            resume["previous"],
+            resume["calm_steps"],
+            resume["elapsed"],
+        )
         if optimizer == "lbfgs":
             lbfgs.load_state_dict(resume["optimizer"])
         else:
@@ -198,20 +239,23 @@ def optimize(
 
     def state() -> dict[str, Any]:
         return {
-            "image": x.detach().clone(), "step": done, "previous": previous, "calm_steps": calm_steps,
+            "image": x.detach().clone(),
+            "step": done,
+            "previous": previous,
+            "calm_steps": calm_steps,
             "elapsed": time.perf_counter() - start,
             "optimizer": lbfgs.state_dict() if optimizer == "lbfgs" else adam.state_dict(),
-        }  # fmt: skip
+        }
 
     try:
         for step in range(first, iterations + 1):
             x.grad = None
-            terms = loss_fn(x)
-            loss = sum(terms.values(), start=torch.zeros((), device=x.device))
-            total = float(loss.detach())
+            terms = objective(x)
+            total = float(sum(terms.values(), torch.zeros((), device=x.device)))
             if not math.isfinite(total):
-                raise ImpastoError(f"the loss became {total} at step {step}; lower the weights or, with Adam, the --lr")
-            loss.backward()
+                raise ImpastoError(
+                    f"the loss became {total} at step {step}; lower the weights or, with Adam, the --lr"
+                )
             assert x.grad is not None
             updating = True
             if optimizer == "lbfgs":
@@ -230,7 +274,7 @@ def optimize(
                     Progress(
                         step=step,
                         total_steps=iterations,
-                        losses={k: float(v.detach()) for k, v in terms.items()},
+                        losses={k: float(v) for k, v in terms.items()},
                         total=total,
                         elapsed=time.perf_counter() - start,
                         image=x.detach(),
@@ -238,7 +282,12 @@ def optimize(
                 )
             if calm_steps >= PATIENCE:
                 break
-            if on_checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < iterations:
+            if (
+                on_checkpoint is not None
+                and checkpoint_every
+                and step % checkpoint_every == 0
+                and step < iterations
+            ):
                 on_checkpoint(state())
     except KeyboardInterrupt:
         if on_checkpoint is not None and not updating and done >= first:

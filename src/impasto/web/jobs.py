@@ -8,16 +8,17 @@ web app (``impasto.web.app``) calls :class:`JobManager` and streams :meth:`JobMa
 The optimiser runs in worker threads, never on the event loop: torch releases the GIL while it
 computes, so the server keeps answering. Cancelling sets an event that the progress callback
 checks after every step, so a run stops within one step and its thread goes back to waiting.
+
+This module is longer than 400 lines because the queue, its worker threads and the job
+folders' life cycle (kept across restarts) share one lock and belong together.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ from typing import Any
 
 from impasto.config import StyleConfig
 from impasto.errors import ImpastoError
+from impasto.files import atomic_write
 from impasto.web.uploads import remove_tree
 
 log = logging.getLogger("impasto.web")
@@ -100,10 +102,27 @@ class Job:
     )
 
     SAVED = (
-        "id", "content", "styles", "content_name", "style_names", "options", "settings", "state",
-        "created", "started", "finished", "step", "total_steps", "losses", "total_loss",
-        "run_elapsed", "preview_step", "width", "height", "error",
-    )  # fmt: skip
+        "id",
+        "content",
+        "styles",
+        "content_name",
+        "style_names",
+        "options",
+        "settings",
+        "state",
+        "created",
+        "started",
+        "finished",
+        "step",
+        "total_steps",
+        "losses",
+        "total_loss",
+        "run_elapsed",
+        "preview_step",
+        "width",
+        "height",
+        "error",
+    )
 
     def saved(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.SAVED}
@@ -233,10 +252,17 @@ class JobManager:
         """Move a staged folder into place and queue its job."""
         folder = self.jobs_dir / job_id
         job = Job(
-            id=job_id, folder=folder, content=content.name, styles=[s.name for s in styles],
-            content_name=content_name, style_names=list(style_names), options=dict(options),
-            settings=config.to_dict(), config=config, total_steps=config.total_steps,
-        )  # fmt: skip
+            id=job_id,
+            folder=folder,
+            content=content.name,
+            styles=[s.name for s in styles],
+            content_name=content_name,
+            style_names=list(style_names),
+            options=dict(options),
+            settings=config.to_dict(),
+            config=config,
+            total_steps=config.total_steps,
+        )
         with self._lock:
             if self.stopping:
                 raise ImpastoError("the server is stopping; try again once it is back")
@@ -387,9 +413,12 @@ class JobManager:
         styles = [job.folder / s for s in job.styles]
         try:
             image = self.runner(
-                content, styles[0] if len(styles) == 1 else styles, job.config,
-                on_progress=on_progress, cache=self.cache,
-            )  # fmt: skip
+                content,
+                styles[0] if len(styles) == 1 else styles,
+                job.config,
+                on_progress=on_progress,
+                cache=self.cache,
+            )
             self._write_result(job, image)
         except Cancelled:
             with self._lock:
@@ -418,7 +447,7 @@ class JobManager:
     @property
     def runner(self) -> Runner:
         if self._runner is None:
-            from impasto.stylize import stylize
+            from impasto.engine import stylize  # one engine per device, kept for every job
 
             self._runner = stylize
         return self._runner
@@ -431,19 +460,19 @@ class JobManager:
         save_image(image, job.preview_path, quality=85)
 
     def _write_result(self, job: Job, image: Any) -> None:
-        from impasto import __version__
         from impasto.image import save_image
+        from impasto.record import RunRecord
 
-        metadata = {
-            "software": f"impasto {__version__}",
-            "content": job.content_name,
-            "style": job.style_names,
-            "config": job.settings,
-        }
-        if "metadata" in inspect.signature(save_image).parameters:
-            save_image(image, job.result_path, metadata=metadata)
-        else:
-            save_image(image, job.result_path)
+        assert job.config is not None
+        record = RunRecord(
+            content=job.content_name,
+            styles=tuple(job.style_names),
+            config=job.config,
+            made_by="impasto serve",
+            steps=job.step,
+            seconds=job.run_elapsed,
+        )
+        save_image(image, job.result_path, metadata=record.to_metadata())
 
     # -- state changes (called with the lock held) ---------------------------------------------
 
@@ -484,18 +513,8 @@ class JobManager:
         if not job.folder.is_dir():
             return
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".job.", suffix=".json", dir=job.folder)
-        except OSError as e:
+            with atomic_write(job.folder / "job.json", "w", permissions_like_target=False) as f:
+                json.dump(job.saved(), f, indent=1)
+        except ImpastoError as e:
             # The state in memory is still right; only a restart would show an older one.
             log.warning("job %s: could not save its state: %s", job.id, e)
-            return
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(job.saved(), f, indent=1)
-            os.replace(tmp, job.folder / "job.json")
-        except OSError as e:
-            Path(tmp).unlink(missing_ok=True)
-            log.warning("job %s: could not save its state: %s", job.id, e)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
