@@ -5,7 +5,6 @@ folder, and a restart never loses a job silently. Real weights, 64 px images, a 
 from __future__ import annotations
 
 import argparse
-import inspect
 import io
 import json
 import time
@@ -213,12 +212,9 @@ def test_job_runs_streams_progress_and_downloads_as_png(client: TestClient, data
         "result.png",
     }
     assert json.loads((folder / "job.json").read_text())["state"] == "done"
-    from impasto.image import save_image
+    from impasto.record import read_record
 
-    if "metadata" in inspect.signature(save_image).parameters:
-        from impasto.image import read_metadata
-
-        assert read_metadata(folder / "result.png")["config"]["size"] == 64
+    assert read_record(folder / "result.png").config.size == 64
 
     # A finished job's events: just its final state.
     (final,) = events_of(client.get(job["events_url"]).text)
@@ -501,3 +497,41 @@ def test_serve_without_the_web_extra_says_how_to_get_it(monkeypatch: pytest.Monk
     )
     with pytest.raises(UsageError, match=r"pip install 'impasto\[web\]'"):
         impasto.web.run(argparse.Namespace())
+
+
+def test_impasto_info_reads_a_result_from_the_page_as_one_from_the_command_line(
+    client: TestClient, tmp_path: Path, capsys, weights_home: Path
+):
+    """One record for every front: the downloaded result and a CLI result read back alike."""
+    from impasto.cli import main
+
+    job = submit(client, {**TINY, "style_weight": "7"})
+    done = wait_for(client, job["id"], lambda j: j["state"] == "done")
+    downloaded = tmp_path / "from-the-page.png"
+    downloaded.write_bytes(client.get(done["result_url"]).content)
+    made_here = tmp_path / "from-the-cli.png"
+    argv = [
+        str(EXAMPLES / "astronaut.jpg"),
+        str(EXAMPLES / "starry_night.jpg"),
+        "-o",
+        str(made_here),
+    ]
+    extra = [
+        "--size",
+        "64",
+        "--iterations",
+        "4",
+        "--style-weight",
+        "7",
+        "-q",
+        "--cache-dir",
+        str(weights_home),
+    ]
+    assert main(["stylize", *argv, *extra]) == 0
+    for path, made_by in ((downloaded, "impasto serve"), (made_here, "impasto stylize")):
+        capsys.readouterr()
+        assert main(["info", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert f"made by {made_by} 0.1.0" in out
+        assert "astronaut.jpg" in out and "style:    " in out and "starry_night.jpg" in out
+        assert "--style-weight 7" in out and "--size 64" in out and "run:      4 steps" in out
