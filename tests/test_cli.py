@@ -701,3 +701,37 @@ def test_readme_options_table_agrees_with_the_dataclass():
         for f in fields(StyleConfig)
     }
     assert rows == expected
+
+
+def test_info_help_and_version_answer_without_torch(tmp_path):
+    """The commands that only read text answer at once: no torch is imported for them."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from impasto.image import save_image
+    from impasto.record import RunRecord
+
+    out = tmp_path / "made.png"
+    record = RunRecord("photo.jpg", ("painting.jpg",), StyleConfig(size=64))
+    save_image(torch.rand(1, 3, 8, 8), out, metadata=record.to_metadata())
+    for argv in (["info", str(out)], ["--version"], ["stylize", "--help"]):
+        code = (
+            "import sys\nfrom impasto.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)"
+            % argv
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert done.stderr.strip().endswith("no torch"), (argv, done.stderr)
+    assert (
+        "painting.jpg"
+        in subprocess.run(
+            [sys.executable, "-m", "impasto", "info", str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
