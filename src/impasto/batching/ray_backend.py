@@ -117,7 +117,7 @@ class RayBackend:
         self.ray: Any = None
         self.started_ray = False
         self.slots: list[_Slot] = []
-        self.seconds_to_start = 0.0
+        self._weights_ref: Any = None
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -125,7 +125,6 @@ class RayBackend:
         """Connect to Ray (or start it) and create the workers; they build their engines while
         the driver goes on."""
         ray = self.ray = import_ray()
-        began = time.perf_counter()
         if not ray.is_initialized():
             _check_reachable(self.address)
             try:
@@ -136,18 +135,23 @@ class RayBackend:
                     logging_level=logging.ERROR,
                 )
             except (ConnectionError, RuntimeError, ValueError) as e:
-                where = f"at {self.address}" if self.address else "here"
-                raise ImpastoError(f"could not start or reach Ray {where}: {e}") from None
+                if not self.address:
+                    raise ImpastoError(f"could not start Ray here: {e}") from None
+                raise ImpastoError(
+                    f"could not connect to Ray at {self.address}: {_first_line(e)} (a cluster "
+                    "with token authentication also needs RAY_AUTH_MODE=token here, and its "
+                    "token: ray get-auth-token on its head node)"
+                ) from None
             self.started_ray = True
         actor_class = _actor_class(ray)
-        weights = ray.put(self.weights) if self.weights is not None else None
+        # Kept for the batch's life: a worker restarted by Ray gets its weights from here.
+        self._weights_ref = ray.put(self.weights) if self.weights is not None else None
         for options in _worker_options(ray, self.workers, self.device):
             actor = actor_class.options(max_restarts=-1, max_task_retries=0, **options)
             threads = options.get("num_cpus") if not options.get("num_gpus") else None
             self.slots.append(
-                _Slot(actor.remote(self.device, self.cache, weights, config, threads))
+                _Slot(actor.remote(self.device, self.cache, self._weights_ref, config, threads))
             )
-        self.seconds_to_start = time.perf_counter() - began
 
     def close(self) -> None:
         ray, self.ray = self.ray, None
@@ -155,7 +159,7 @@ class RayBackend:
             return
         for slot in self.slots:
             ray.kill(slot.actor)
-        self.slots = []
+        self.slots, self._weights_ref = [], None
         if self.started_ray:
             ray.shutdown()
 

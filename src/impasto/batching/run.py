@@ -139,10 +139,11 @@ class Batch:
 
         for item in self.items:
             entry = entries.get(item.name)
-            c, s = sha(item.content), sha(item.style)
-            if not force and c and s and is_done(entry, item, self.folder, c, s):
-                self.done.append(item)
-                continue
+            if not force and entry is not None:
+                c, s = sha(item.content), sha(item.style)
+                if c and s and is_done(entry, item, self.folder, c, s):
+                    self.done.append(item)
+                    continue
             target = self.folder / item.name
             if not force and entry is None and target.exists() and not _made_here(target):
                 self.blocked[item.name] = (
