@@ -64,14 +64,14 @@ class Worker:
             torch.set_num_threads(threads)  # Ray starts workers with one thread
         self.error = ""
         self.progress: tuple[int, int, int, str] | None = None
-        self.engine = Stylizer(config.network, device, cache=cache, weights=weights)
         try:
+            self.engine = Stylizer(config.network, device, cache=cache, weights=weights)
             self.engine.network(config)
         except ImpastoError as e:  # reported by ready(): a broken install stops the batch
-            self.error = str(e)
+            self.error = f"a Ray worker could not build its engine: {e}"
 
     def ready(self) -> str:
-        """ "" once the engine is built, else why it could not be."""
+        """Why the engine could not be built; empty once it is."""
         return self.error
 
     def run(self, job: Job, style: bytes) -> Outcome:

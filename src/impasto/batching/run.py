@@ -158,10 +158,10 @@ class Batch:
         runs = [i for i, item in enumerate(self.todo) if item.name not in self.blocked]
         if not self.todo:
             return
-        if runs:
-            self.backend = self._backend()
-            self.backend.start(self.todo[runs[0]].config)
         try:
+            if runs:  # Ray connects here: an unreachable cluster leaves the folder untouched
+                self.backend = self._backend()
+                self.backend.start(self.todo[runs[0]].config)
             with Manifest(self.folder) if self.folder else nullcontext() as manifest:
                 for index, item in enumerate(self.todo):
                     if item.name in self.blocked:
