@@ -311,3 +311,42 @@ def test_ray_not_installed_says_how_to_install_it(capsys, tmp_path, photos, styl
         'impasto: error: the Ray backend needs Ray, which is not installed: pip install "impasto[ray]"'
     )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.weights
+def test_a_killed_batch_leaves_a_manifest_that_a_rerun_finishes(
+    tmp_path, photos, styles, weights_home
+):
+    """A real process killed with SIGKILL after its first item (no chance to clean up): the
+    manifest reads back, and the same command then runs exactly the items not recorded."""
+    import subprocess
+    import time
+
+    from impasto.batching.manifest import read_manifest
+
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "impasto", "batch", str(photos), "--style", str(styles[0])]
+    argv += ["-o", str(out), "--size", "64", "--scales", "1", "--iterations", "12"]
+    argv += ["--tolerance", "0", "--cache-dir", str(weights_home), "-q"]
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}  # steady under load
+    proc = subprocess.Popen(argv, env=env)
+    manifest = out / "manifest.jsonl"
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if manifest.exists() and manifest.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = read_manifest(out)  # whole lines only, whatever the moment of the kill
+    assert 1 <= len(before) < 3, "the batch was not killed mid-way"
+    first = next(iter(before))
+    stamp = (out / first).stat().st_mtime_ns
+
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    after = read_manifest(out)
+    assert len(after) == 3 and all(e["state"] == "done" for e in after.values())
+    assert (out / first).stat().st_mtime_ns == stamp  # what was done was not done again
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(after)
