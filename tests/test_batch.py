@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -113,6 +114,14 @@ def test_a_folder_in_two_styles_then_only_what_is_missing(
     rc, err, _ = _batch(capsys, *args)
     assert rc == 0 and "nothing to do: all 6 items are done" in err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    # ... and answers at once: a fresh process gets there without importing torch.
+    argv = ["batch", *map(str, args)]
+    code = (
+        f"import sys; from impasto.cli import main; print(main({argv!r}), 'torch' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert fresh.stdout.split() == ["0", "False"], fresh.stderr
 
     # A photo changed: its two items run again, and only they.
     shutil.copy(EXAMPLES / "pagoda.jpg", photos / "dog.jpg")
@@ -319,7 +328,6 @@ def test_a_killed_batch_leaves_a_manifest_that_a_rerun_finishes(
 ):
     """A real process killed with SIGKILL after its first item (no chance to clean up): the
     manifest reads back, and the same command then runs exactly the items not recorded."""
-    import subprocess
     import time
 
     from impasto.batching.manifest import read_manifest

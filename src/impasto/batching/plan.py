@@ -50,13 +50,13 @@ class Item:
         return f"{self.content.name} x {self.style.name}"
 
     def settings(self) -> dict[str, Any]:
-        """Everything besides the inputs that decides the output's pixels and file."""
-        return {"config": _plain(self.config.to_dict()), "bit_depth": self.bit_depth}
+        return settings_of(self.config, self.bit_depth)
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON gives it back (tuples as lists), so settings compare as stored."""
-    return json.loads(json.dumps(value))
+def settings_of(config: StyleConfig, bit_depth: int) -> dict[str, Any]:
+    """Everything besides the inputs that decides an output's pixels and file, as JSON gives
+    it back (tuples as lists), so that settings compare equal to those stored."""
+    return json.loads(json.dumps({"config": config.to_dict(), "bit_depth": bit_depth}))
 
 
 def canonical(settings: dict[str, Any]) -> str:
@@ -296,7 +296,7 @@ def _named(rows: list[_Row], extension: str, bit_depth: int) -> list[Item]:
         key = (
             row.content.resolve(),
             row.style.resolve(),
-            canonical(_settings(row, bit_depth)),
+            canonical(settings_of(row.config, bit_depth)),
             row.output,
         )
         if key in seen:
@@ -315,26 +315,25 @@ def _named(rows: list[_Row], extension: str, bit_depth: int) -> list[Item]:
         chosen[row.output.lower()] = row.where
         names.append(row.output)
     for base, indices in derived.items():
+        clash = len(indices) > 1 or base in chosen
         for index in indices:
             row = rows[index]
-            name = f"{row.content.stem}__{row.style.stem}{extension}"
-            if len(indices) > 1 or base in chosen:
-                name = f"{row.content.stem}__{row.style.stem}__{_fingerprint(row, bit_depth)}{extension}"
-            names[index] = name
+            stem = f"{row.content.stem}__{row.style.stem}"
+            tag = f"__{_fingerprint(row, bit_depth)}" if clash else ""
+            names[index] = f"{stem}{tag}{extension}"
     return [
-        Item(row.content, row.style, row.config, name, bit_depth, row.where)
+        Item(row.content, row.style, row.config, str(name), bit_depth, row.where)
         for row, name in zip(rows, names)
-        if name is not None
     ]
-
-
-def _settings(row: _Row, bit_depth: int) -> dict[str, Any]:
-    return {"config": _plain(row.config.to_dict()), "bit_depth": bit_depth}
 
 
 def _fingerprint(row: _Row, bit_depth: int) -> str:
     text = "\n".join(
-        [str(row.content.resolve()), str(row.style.resolve()), canonical(_settings(row, bit_depth))]
+        [
+            str(row.content.resolve()),
+            str(row.style.resolve()),
+            canonical(settings_of(row.config, bit_depth)),
+        ]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 

@@ -147,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
                     bar.write(f"impasto: failed: {result.item.label}: {result.reason}")
         except KeyboardInterrupt:
             interrupted = True
-    bar.close()
+        finally:
+            bar.close()  # an error of the whole batch then prints on a line of its own
     stopped = interrupted or job.stopped
     left = len(job.todo) - written - failed
     took = _duration(time.perf_counter() - start)
