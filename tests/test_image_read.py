@@ -395,3 +395,29 @@ def test_truncated_16_bit_file(tmp_path: Path, extension: str) -> None:
     with pytest.raises(InputError) as error:
         load_image(path)
     assert_input_error(error, path, "could not be read as an image: ")
+
+
+# ---------------------------------------------------------------------------------------------
+# decode_image: the same from a file's bytes (what a batch sends to another machine)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix, bit_depth", [(".jpg", 8), (".png", 16), (".tif", 16)])
+def test_decode_image_reads_bytes_as_load_image_reads_the_file(tmp_path, suffix, bit_depth):
+    from impasto.image import decode_image
+
+    # A smooth ramp: 16-bit files then hold levels an 8-bit reading would round away.
+    ramp = torch.linspace(0, 1, 3 * 20 * 24).reshape(1, 3, 20, 24)
+    path = save_image(ramp, tmp_path / f"ramp{suffix}", bit_depth=bit_depth)
+    from_file = load_image(path)
+    from_bytes = decode_image(path.read_bytes(), name="ramp", what="content image")
+    assert torch.equal(from_bytes, from_file)
+    if bit_depth == 16:  # the 16-bit path was taken, not Pillow's 8-bit one
+        assert not torch.equal(from_bytes, torch.round(from_bytes * 255) / 255)
+
+
+def test_decode_image_names_the_file_it_was_given():
+    from impasto.image import decode_image
+
+    with pytest.raises(InputError, match=r"^content image 'photos/a\.jpg' could not be read"):
+        decode_image(b"not an image at all", name="photos/a.jpg", what="content image")

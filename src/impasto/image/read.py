@@ -6,10 +6,13 @@ Whatever a user hands in (a JPEG from a phone with an EXIF rotation, a PNG with 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pathlib
 import zlib
 from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 import PIL.Image
@@ -19,7 +22,7 @@ from PIL import Image, ImageOps
 from impasto.image._icc import icc_to_srgb, is_srgb_profile
 from impasto.image._open import READ_ERRORS, existing_file, unreadable
 
-__all__ = ["load_image", "to_tensor"]
+__all__ = ["decode_image", "load_image", "to_tensor"]
 
 # Single-channel modes whose samples are wider than 8 bits. They are read straight into floats,
 # never through Pillow's 8-bit "L", so that a 16-bit scan keeps its 65536 levels.
@@ -67,10 +70,27 @@ def load_image(path: str | os.PathLike[str], *, what: str = "image") -> torch.Te
         InputError: the path does not exist, is a folder, or is not a readable image
             (including truncated files).
     """
-    file = existing_file(path, what)
+    return _decode(existing_file(path, what), os.fspath(path), what)
+
+
+def decode_image(data: bytes, *, name: str, what: str = "image") -> torch.Tensor:
+    """:func:`load_image` for the bytes of an image file, e.g. ones sent to another machine;
+    ``name`` is how error messages call the file.
+
+    Shape:
+        ``(1, 3, H, W)``, as load_image.
+
+    Raises:
+        InputError: the bytes are not a readable image.
+    """
+    return _decode(io.BytesIO(data), name, what)
+
+
+def _decode(source: pathlib.Path | BinaryIO, name: str, what: str) -> torch.Tensor:
+    """A file, or a stream of its bytes, decoded as load_image describes."""
     try:
-        with Image.open(file) as img:
-            wide = _read_sixteen_bit_colour(file, img)
+        with Image.open(source) as img:
+            wide = _read_sixteen_bit_colour(source, img)
             if wide is not None:
                 return wide
             # Decode everything now, inside the try: Image.open only reads the header, and a
@@ -78,7 +98,7 @@ def load_image(path: str | os.PathLike[str], *, what: str = "image") -> torch.Te
             img.load()
             return to_tensor(img)
     except READ_ERRORS as error:
-        raise unreadable(path, what, error) from error
+        raise unreadable(name, what, error) from error
 
 
 def to_tensor(img: PIL.Image.Image) -> torch.Tensor:
@@ -136,7 +156,9 @@ def _over_white(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
     return rgb.contiguous()
 
 
-def _read_sixteen_bit_colour(file: pathlib.Path, img: PIL.Image.Image) -> torch.Tensor | None:
+def _read_sixteen_bit_colour(
+    file: pathlib.Path | BinaryIO, img: PIL.Image.Image
+) -> torch.Tensor | None:
     """Read a 16-bit colour PNG or TIFF at full precision, or return None to leave it to Pillow.
 
     Pillow opens such files as 8-bit RGB(A), dropping the low byte of every sample, so they are
@@ -180,7 +202,7 @@ def _read_sixteen_bit_colour(file: pathlib.Path, img: PIL.Image.Image) -> torch.
     return _over_white(values.expand(1, 3, -1, -1), alpha)
 
 
-def _read_png_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] | None:
+def _read_png_sixteen_bit(file: pathlib.Path | BinaryIO) -> tuple[np.ndarray, str | None] | None:
     """Samples of a 16-bit PNG as floats, (H, W, C), and "straight" when the last is alpha.
 
     Returns None for a PNG of 8 bits or fewer. tRNS transparency comes back as an alpha
@@ -189,7 +211,7 @@ def _read_png_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] |
     import png  # pypng, only needed for 16-bit files
 
     try:
-        with open(file, "rb") as stream:
+        with _opened(file) as stream:
             reader = png.Reader(file=stream)
             reader.preamble()  # reads the header chunks, up to the pixel data
             if reader.bitdepth != 16:
@@ -206,14 +228,14 @@ def _read_png_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] |
     return samples, ("straight" if info["alpha"] else None)
 
 
-def _read_tiff_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] | None:
+def _read_tiff_sixteen_bit(file: pathlib.Path | BinaryIO) -> tuple[np.ndarray, str | None] | None:
     """Samples of a 16-bit RGB TIFF's first page as floats, (H, W, C), and its kind of alpha.
 
     Returns None for any other TIFF (8-bit, float, palette, CMYK...), which Pillow reads.
     """
     import tifffile  # only needed for 16-bit files
 
-    with tifffile.TiffFile(file) as tiff:
+    with _opened(file) as stream, tifffile.TiffFile(stream) as tiff:
         page = tiff.pages[0]
         if (
             page.bitspersample != 16
@@ -240,6 +262,14 @@ def _read_tiff_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] 
         else:  # an unspecified extra sample is not transparency; Pillow drops it too
             samples = samples[..., :3]
     return samples.astype(np.float32) / np.float32(65535.0), alpha_mode
+
+
+def _opened(file: pathlib.Path | BinaryIO) -> contextlib.AbstractContextManager[BinaryIO]:
+    """The file opened for reading, or the stream itself from its start (Pillow has read it)."""
+    if isinstance(file, pathlib.Path):
+        return open(file, "rb")
+    file.seek(0)
+    return contextlib.nullcontext(file)
 
 
 def _apply_exif_orientation(img: PIL.Image.Image) -> PIL.Image.Image:
