@@ -718,9 +718,9 @@ def test_info_help_and_version_answer_without_torch(tmp_path):
     save_image(torch.rand(1, 3, 8, 8), out, metadata=record.to_metadata())
     for argv in (["info", str(out)], ["--version"], ["stylize", "--help"]):
         code = (
-            "import sys\nfrom impasto.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            f"import sys\nfrom impasto.cli import main\ntry:\n    main({argv!r})\n"
+            "except SystemExit:\n    pass\n"
             "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)"
-            % argv
         )
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
