@@ -13,8 +13,6 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect, sync_playwright
 
 from impasto.web.app import create_app
-from impasto.web.server import bind, make_server, url_of
+from tests.webserver import running_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,25 +34,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PNG = b"\x89PNG\r\n\x1a\n"
+TOKEN = "browser-test-key-0123456789"
 
 
 @contextmanager
-def running_server(data_dir: Path, cache: Path | None) -> Iterator[str]:
-    """impasto serve's app under uvicorn on a free port, in a thread; yields its URL."""
-    sock = bind("127.0.0.1", 0)
-    server = make_server(create_app(data_dir, cache=cache), log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield url_of(sock, "127.0.0.1")
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+def serving(data_dir: Path, cache: Path | None, **kwargs: object) -> Iterator[str]:
+    """impasto serve's app on a free port; yields the address it prints (with its key)."""
+    with running_server(create_app(data_dir, cache=cache, token=TOKEN, **kwargs)) as url:
+        yield f"{url}/?token={TOKEN}"
 
 
 @contextmanager
@@ -87,7 +74,7 @@ def start_run(page: Page, url: str, *, size: int, iterations: int) -> None:
 
 
 def test_the_page_stylizes_a_photo_and_downloads_it(tmp_path: Path, weights_home: Path):
-    with running_server(tmp_path / "data", weights_home) as url, browser_page() as page:
+    with serving(tmp_path / "data", weights_home) as url, browser_page() as page:
         # A file that is not an image is refused with the server's message, in the page.
         notes = tmp_path / "notes.png"
         notes.write_text("not a picture")
@@ -101,9 +88,7 @@ def test_the_page_stylizes_a_photo_and_downloads_it(tmp_path: Path, weights_home
         start_run(page, url, size=64, iterations=8)
         stage = page.locator("#stage")
         # The picture forms: a preview is shown before the result.
-        page.wait_for_function(
-            "Number(document.getElementById('stage').dataset.previews) > 0", timeout=60_000
-        )
+        expect(stage).not_to_have_attribute("data-previews", "0", timeout=60_000)
         expect(page.locator("#download")).to_be_visible(timeout=60_000)
         expect(stage).to_have_attribute("data-kind", "result")
         expect(page.locator("#status")).to_contain_text("Done: 8 steps")
@@ -123,7 +108,7 @@ def make_screenshot(out: Path, size: int = 256) -> None:
     """The README's picture: the page after a realistic run (real weights, user cache)."""
     with (
         tempfile.TemporaryDirectory() as data,
-        running_server(Path(data), None) as url,
+        serving(Path(data), None) as url,
         browser_page(viewport={"width": 1360, "height": 900}) as page,
     ):
         start_run(page, url, size=size, iterations=200)
