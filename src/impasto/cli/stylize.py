@@ -236,8 +236,8 @@ def _write_report(path: str, record: Any, result: Any, recorder: Any) -> None:
     styles = list(record.styles)
     make_report(
         path,
-        content=load_image(record.content, what="content image"),
-        styles=[load_image(s, what="style image") for s in styles],
+        content=load_image(record.content, what="content image", fit=record.config.size),
+        styles=[load_image(s, what="style image", fit=record.config.size) for s in styles],
         result=result,
         history=recorder.history,
         elapsed=recorder.elapsed,
