@@ -67,11 +67,19 @@ MAIN: dict[str, dict[str, Any]] = {
     "seed": {"label": "Seed", "hint": "the same seed gives the same picture"},
 }
 
-# What each preset is for, in the page's words; a preset missing here shows its name.
-PRESET_LABELS: dict[str, str] = {
-    "painterly": "Painterly: more of the painting, about 2.5x the time",
-    "tutorial": "Tutorial: the reference tutorial's recipe (VGG-16, Adam from noise, 1000 steps)",
-    "tutorial-tv": "Tutorial with smoothing (500 steps)",
+# Each preset in the page's words (a name, what it is for); a preset missing here shows its name.
+PRESET_LABELS: dict[str, tuple[str, str]] = {
+    "painterly": (
+        "Painterly",
+        "more of the painting: twice the style weight and three times the steps at each "
+        "larger scale, about 2.5x the time",
+    ),
+    "tutorial": (
+        "Tutorial",
+        "the reference tutorial's recipe: VGG-16, Adam from noise, 1000 steps (VGG-16 is "
+        "fetched once with pip)",
+    ),
+    "tutorial-tv": ("Tutorial with smoothing", "the tutorial's recipe with its smoothing term"),
 }
 
 # ``init`` may also name an image file on the machine running the run; over the web only the
@@ -161,7 +169,8 @@ def presets() -> list[dict[str, Any]]:
     return [
         {
             "name": name,
-            "label": PRESET_LABELS.get(name, name),
+            "label": PRESET_LABELS.get(name, (name, ""))[0],
+            "description": PRESET_LABELS.get(name, (name, ""))[1],
             "values": {k: format_value(v) for k, v in values.items()},
         }
         for name, values in PRESETS.items()

@@ -158,7 +158,7 @@ function buildControl(field) {
     wrap.classList.add("wide");
     wrap.append(input);
   }
-  input.addEventListener("input", () => { wrap.classList.remove("invalid"); $("preset").value = ""; });
+  input.addEventListener("input", () => { wrap.classList.remove("invalid"); showPreset(""); });
   const hint = field.main ? field.hint : field.help;
   if (hint) wrap.append(el("div", { class: "hint", text: hint }));
   set(field.default);
@@ -193,20 +193,37 @@ function formatValue(value) {
   return String(value);
 }
 
+const DEFAULT_RECIPE = "good results in little time; every setting below can still be changed";
+
 function buildPresets() {
   const select = $("preset");
   for (const preset of app.options.presets) select.append(el("option", { value: preset.name, text: preset.label }));
+  // A recipe sets how the picture is made; what it is made of (its size, seed, colours...)
+  // stays as chosen. Switching recipes first puts every recipe's fields back to the defaults.
+  const recipeFields = new Set(app.options.presets.flatMap((p) => Object.keys(p.values)));
   select.addEventListener("change", () => {
     const preset = app.options.presets.find((p) => p.name === select.value);
-    setOptions(preset ? preset.values : {});
-    select.value = preset ? preset.name : "";
+    for (const { field, set } of app.controls) {
+      if (!recipeFields.has(field.name)) continue;
+      set(preset && field.name in preset.values ? preset.values[field.name] : field.default);
+    }
+    clearInvalid();
+    showPreset(preset ? preset.name : "");
   });
+  showPreset("");
+}
+
+function showPreset(name) {
+  // The recipe in use, and what it does; "" once the settings are the user's own.
+  const preset = app.options.presets.find((p) => p.name === name);
+  $("preset").value = preset ? preset.name : "";
+  $("preset-hint").textContent = preset ? preset.description : DEFAULT_RECIPE;
 }
 
 function reuseSettings(job) {
   // The whole configuration the job ran with, as it was sent: the defaults of then included.
   setOptions(job.settings || {});
-  $("preset").value = "";
+  showPreset("");
   showMessage(`Settings of ${job.content_name} × ${job.style_names.join(" + ")} restored; choose the images and press Start.`, "info");
   $("job-form").scrollIntoView({ behavior: "smooth", block: "start" });
 }
@@ -426,7 +443,7 @@ function statusText(job) {
 function shortStatus(job) {
   if (job.state === "queued") return `Queued: #${job.position}`;
   if (job.state === "running" && !job.cancelling) return job.step ? `Step ${job.step} of ${job.total_steps}` : "Getting ready…";
-  if (job.state === "done") return job.stopped ? `Stopped at ${job.step} steps` : "Done";
+  if (job.state === "done") return job.stopped ? `Stopped at step ${job.step}` : "Done";
   if (job.state === "failed") return "Failed";
   return statusText(job);
 }
@@ -502,7 +519,19 @@ function tick() {
   if (!job) return;
   const since = job.state === "running" ? (performance.now() - app.received.get(job.id)) / 1000 : 0;
   $("elapsed").textContent = job.started && job.state !== "done" ? `${clock(job.elapsed + since)} elapsed` : "";
-  $("eta").textContent = job.state === "running" && job.eta !== null ? `about ${clock(Math.max(0, job.eta - since))} left` : "";
+  let eta = "", note = "";
+  if (job.state === "running" && job.eta !== null) {
+    const left = Math.max(0, job.eta - since);
+    const limit = app.options.limits.max_seconds;
+    eta = `about ${clock(left)} left`;
+    // The server stops a job at its time limit and keeps the picture: say so before it happens.
+    if (limit && job.elapsed + since + left > limit) {
+      note = `This server stops a job after ${clock(limit)} and keeps the picture it has then.`;
+    }
+  }
+  $("eta").textContent = eta;
+  $("limit-note").textContent = note;
+  $("limit-note").hidden = !note;
 }
 
 function drawCurve(points) {
@@ -629,6 +658,7 @@ function upsertCard(job) {
       el("div", { class: "meta" },
         el("strong", { text: job.content_name }),
         el("span", { text: "in the style of " + job.style_names.join(" + ") }),
+        el("span", { class: "state" }),
         el("span", { class: "row" })));
     card.classList.toggle("current", job.id === app.current);
     // Cards arrive newest last when the page loads, newest first afterwards: keep them by date.
@@ -642,18 +672,22 @@ function upsertCard(job) {
   const img = card.querySelector("img");
   const src = done ? job.result_url : job.preview_url;
   if (src && img.getAttribute("src") !== src) img.src = src;
-  const row = card.querySelector(".row");
+  const state = card.querySelector(".state"), row = card.querySelector(".row");
   const key = shortStatus(job);
-  if (row.dataset.key === key) return;
-  row.dataset.key = key;
+  if (state.dataset.key === key) return;
+  state.dataset.key = key;
+  state.textContent = done && !job.stopped ? `${job.width}×${job.height} px` : key;
+  state.title = job.error || "";
+  state.classList.toggle("live", !FINISHED.has(job.state));
+  const actions = [];
   if (done) {
-    row.replaceChildren(el("span", { text: job.stopped ? key : `${job.width}×${job.height} px` }),
-      el("a", { href: job.result_url, download: "", text: "Download", onclick: (e) => e.stopPropagation() }),
-      el("button", { type: "button", class: "link", text: "Reuse", title: "Reuse these settings",
-        onclick: (e) => { e.stopPropagation(); reuseSettings(app.jobs.get(job.id)); } }));
-  } else {
-    row.replaceChildren(el("span", { class: FINISHED.has(job.state) ? "" : "live", text: key, title: job.error || "" }));
+    actions.push(el("a", { href: job.result_url, download: "", text: "Download", onclick: (e) => e.stopPropagation() }));
   }
+  if (job.settings) {
+    actions.push(el("button", { type: "button", class: "link", text: "Reuse", "aria-label": "Reuse settings", title: "Put this job's settings in the form",
+      onclick: (e) => { e.stopPropagation(); reuseSettings(app.jobs.get(job.id)); } }));
+  }
+  row.replaceChildren(...actions);
 }
 
 function countCards() {
@@ -707,7 +741,7 @@ async function init() {
   window.addEventListener("resize", placeSplit);
   $("reset").addEventListener("click", () => {
     setOptions({});
-    $("preset").value = "";
+    showPreset("");
   });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshJobs(); });
   setInterval(tick, 500);
