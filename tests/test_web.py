@@ -8,6 +8,7 @@ import argparse
 import inspect
 import io
 import json
+import re
 import time
 import uuid
 import warnings
@@ -497,6 +498,49 @@ def test_serve_options_and_a_busy_port(capsys: pytest.CaptureFixture[str]):
             bind("127.0.0.1", port)
     finally:
         sock.close()
+
+
+def _start_serve(data: Path, *extra: str) -> tuple[Any, str]:
+    """``impasto serve`` as a user starts it; returns the process and the address it printed."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "impasto", "serve", "--port", "0", "--data-dir", str(data)]
+    process = subprocess.Popen(
+        [*argv, *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    line = process.stdout.readline() if process.stdout else ""
+    found = re.search(r"open (http://127\.0\.0\.1:\d+/\?token=\S+) in a web browser", line)
+    if not found:
+        process.kill()
+        raise AssertionError(f"impasto serve printed {line!r}")
+    return process, found.group(1)
+
+
+def test_serve_prints_an_address_that_carries_its_key(tmp_path: Path):
+    import httpx
+
+    data = tmp_path / "data"
+    process, url = _start_serve(data)
+    try:
+        key = url.split("?token=")[1]
+        assert key == (data / "token").read_text().strip()  # kept for the next start
+        with httpx.Client() as web:
+            opened = web.get(url)
+            assert opened.status_code == 303 and key in opened.headers["set-cookie"]
+            assert web.get(url.split("?")[0]).status_code == 200  # the cookie opens the page
+            assert web.get(f"{url.split('?')[0]}api/jobs").status_code == 200
+            assert httpx.get(f"{url.split('?')[0]}api/jobs").status_code == 401  # no key
+    finally:
+        process.terminate()
+        process.wait(30)
+    again, same = _start_serve(data)
+    again.terminate()
+    again.wait(30)
+    renewed, other = _start_serve(data, "--new-token")
+    renewed.terminate()
+    renewed.wait(30)
+    assert same.split("?token=")[1] == key and other.split("?token=")[1] != key
 
 
 def test_serve_without_the_web_extra_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch):

@@ -127,6 +127,10 @@ def test_the_page_stylizes_a_photo_and_downloads_it(tmp_path: Path, weights_home
         saved = tmp_path / download.suggested_filename
         download.save_as(saved)
         assert saved.read_bytes().startswith(PNG)
+        # The API's page renders from /openapi.json, its script a file of its own.
+        page.goto(url.split("?")[0] + "docs")
+        expect(page.locator("#ops .op").first).to_be_visible()
+        expect(page.locator("#ops")).to_contain_text("/api/jobs/{job_id}/stop")
         # Only the refused upload's answer, which the browser logs itself; nothing the
         # Content-Security-Policy blocked, no script error.
         assert [e for e in errors if "status of 415" not in e] == []

@@ -133,7 +133,7 @@ def serve(args: argparse.Namespace) -> int:
     server = make_server(app)
     print(f"impasto serve: open {url} in a web browser (Ctrl-C stops the server)", flush=True)
     print(
-        f"  results are kept in {data_dir}; the address's key too (--new-token replaces it)",
+        f"  results and the page's key are kept in {data_dir} (--new-token makes a new key)",
         flush=True,
     )
     if args.open:
