@@ -13,12 +13,12 @@ from impasto.web.server import Server, bind, url_of
 
 
 @contextmanager
-def running_server(app: Any, asgi: Any = None) -> Iterator[str]:
+def running_server(app: Any, asgi: Any = None, log_level: str = "warning") -> Iterator[str]:
     """Serve ``app`` (or ``asgi``, a wrapper around it) until the block ends; yields its URL."""
     import uvicorn
 
     sock = bind("127.0.0.1", 0)
-    config = uvicorn.Config(asgi or app, log_level="warning", access_log=False)
+    config = uvicorn.Config(asgi or app, log_level=log_level, access_log=False)
     server = Server(config, app.state.manager)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -150,7 +150,7 @@ class Hosts:
         except ValueError:  # a host name: it is one of the names, and only loopback IPs pass
             self.names.add(listen.lower().rstrip("."))
             self.loopback_only = listen.lower() in LOCAL_NAMES
-        self.shown = ", ".join(sorted(self.names))
+        self.shown = ", ".join(dict.fromkeys([listen, *sorted(self.names)]))
 
     def allows(self, host: str) -> bool:
         try:
@@ -187,8 +187,8 @@ class Guard:
         host = headers.get("host", "")
         if not self.hosts.allows(host):
             detail = (
-                f"this server answers to its own address ({self.hosts.shown} or its IP), not "
-                f"to '{host}'; if that name is this computer's, start impasto serve with "
+                f"this server answers to its own addresses ({self.hosts.shown}), not to "
+                f"'{host}'; if that name is this computer's, start impasto serve with "
                 f"--allow-host {host.rsplit(':', 1)[0] or 'NAME'}"
             )
             await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
