@@ -7,7 +7,7 @@ and cleared; and a page of another origin, which must not be able to start a job
 Missing Chromium is a failure, not a skip: CI installs it. Run as a script to remake the
 README's screenshot of the page after a realistic run:
 
-    python tests/test_web_browser.py docs/serve.png
+    python -m tests.test_web_browser docs/serve.png
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ def browser_page(**context: object) -> Iterator[Page]:
         yield browser.new_page(accept_downloads=True, **context)
 
 
-def start_run(page: Page, url: str, *, size: int, iterations: int) -> None:
+def start_run(page: Page, url: str, *, size: int, iterations: int | None) -> None:
+    """Open the page, choose the two example images, set the size and steps (None: the
+    default schedule), press Start."""
     page.goto(url)
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     page.set_input_files("#content-input", EXAMPLES / "astronaut.jpg")
@@ -93,7 +95,7 @@ def start_run(page: Page, url: str, *, size: int, iterations: int) -> None:
     expect(page.locator("#content-thumbs img")).to_have_count(1)
     expect(page.locator("#style-thumbs img")).to_have_count(1)
     page.fill("#opt-size", str(size))
-    page.fill("#opt-iterations", str(iterations))
+    page.fill("#opt-iterations", "" if iterations is None else str(iterations))
     page.click("#start")
 
 
@@ -321,14 +323,15 @@ def other_origin(html: str) -> Iterator[str]:
         server.server_close()
 
 
-def make_screenshot(out: Path, size: int = 256) -> None:
-    """The README's picture: the page after a realistic run (real weights, user cache)."""
+def make_screenshot(out: Path, size: int = 384) -> None:
+    """The README's picture: the page after a realistic run (real weights, user cache, the
+    default schedule)."""
     with (
         tempfile.TemporaryDirectory() as data,
         serving(Path(data), None) as url,
         browser_page(viewport={"width": 1360, "height": 900}) as page,
     ):
-        start_run(page, url, size=size, iterations=200)
+        start_run(page, url, size=size, iterations=None)
         expect(page.locator("#download")).to_be_visible(timeout=1_800_000)
         page.evaluate("window.scrollTo(0, 0)")
         page.wait_for_timeout(500)

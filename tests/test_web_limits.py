@@ -125,7 +125,15 @@ PROBE = {
     "a dozen scales of 1 step": ({"scales": "13"}, "--scales must be a whole number"),
     "weights 1e300": ({"style_weight": "1e300"}, "--style-weight must be a finite number"),
     "init a server path": ({"init": "/etc/passwd"}, "--init must be one of content, noise"),
-    "a blend of 1e9 weights": ({"style_blend": "-1"}, "--style-blend must be a finite number"),
+    "a negative blend weight": ({"style_blend": "-1"}, "--style-blend must be a finite number"),
+    "a blend for two styles, one sent": (
+        {"style_blend": "1,2"},
+        "--style-blend has 2 weights for 1 style image",
+    ),
+    "a style scale per style, too many": (
+        {"style_scale": "1,0.5"},
+        "--style-scale has 2 values for 1 style images",
+    ),
 }
 
 

@@ -87,6 +87,7 @@ class Limits:
                 f"--size {config.size} is larger than this server allows ({self.max_size} px); "
                 "start impasto serve with a larger --max-size to allow it"
             )
+        config.style_weights_for(n_styles)  # --style-blend: one weight per style image
         # A style image is made at --size x --style-scale: it costs memory like an output would.
         scales = config.style_scales_for(n_styles)
         widest = max(scales)
