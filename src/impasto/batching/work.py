@@ -67,8 +67,11 @@ def run_job(engine: Stylizer, job: Job, style: bytes, on_step: StepFn | None = N
     try:
         if job.unreadable:
             raise ImpastoError(job.unreadable)
-        content = decode_image(job.content, name=job.content_name, what="content image")
-        painting = decode_image(style, name=job.style_name, what="style image")
+        # Decoded no larger than the run needs, as the engine would read the files.
+        size = job.config.size
+        content = decode_image(job.content, name=job.content_name, what="content image", fit=size)
+        side = max(1, round(size * job.config.style_scales_for(1)[0]))
+        painting = decode_image(style, name=job.style_name, what="style image", fit=side)
         image = engine.stylize(content, painting, job.config, on_progress=report)
     except ImpastoError as e:
         return Outcome(job.index, None, steps, time.perf_counter() - start, worker, str(e))
