@@ -1,0 +1,439 @@
+"""``impasto video``: a clip painted frame by frame without flicker, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from impasto.cli.options import add_config_options, config_from_args, given_options
+from impasto.cli.stylize import CACHE_HELP
+from impasto.errors import UsageError
+
+
+def _number(kind: type, option: str) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{option} expects {what}, not '{text}'") from None
+
+    parse.__name__ = option
+    return parse
+
+
+def _frames_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--temporal-frames expects whole numbers, e.g. 1,2,4, not '{text}'"
+        ) from None
+
+
+def add_video_options(parser: argparse.ArgumentParser) -> None:
+    """The options of VideoOptions, with their help from its fields."""
+    from impasto.video.options import help_of
+
+    group = parser.add_argument_group("video options")
+    group.add_argument(
+        "--frames",
+        metavar="A:B",
+        default=argparse.SUPPRESS,
+        help="paint frames A to B-1 only, counted from 0 (either may be left out: 30:, :60)",
+    )
+    for name, kind, metavar in (
+        ("every", _number(int, "--every"), "N"),
+        ("temporal_weight", _number(float, "--temporal-weight"), "W"),
+        ("later_iterations", _number(int, "--later-iterations"), "N"),
+        ("temporal_frames", _frames_list, "K[,K...]"),
+        ("fps", _number(float, "--fps"), "FPS"),
+    ):
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"video_{name}",
+            type=kind,
+            metavar=metavar,
+            default=argparse.SUPPRESS,
+            help=help_of(name),
+        )
+    group.add_argument(
+        "--flow",
+        dest="video_flow",
+        choices=("dis",),
+        default=argparse.SUPPRESS,
+        help=help_of("flow"),
+    )
+
+
+def add_parsers(sub: Any) -> None:
+    vi = sub.add_parser(
+        "video",
+        help="paint a video in the style of one or more paintings, without flicker",
+        description="Paint every frame of CLIP (a video file, or an image sequence such as "
+        "frames/%05d.png) in the style of STYLE, each frame held to the last one along the "
+        "optical flow (Ruder et al. 2016), and write the video to --output. Finished frames are "
+        "kept beside the output until the video is written, so an interrupted run goes on with "
+        "--resume. Needs the 'video' extra.",
+    )
+    vi.add_argument("content", nargs="?", metavar="CLIP", help="the video to paint")
+    vi.add_argument("style", nargs="*", help="the painting(s) whose brushwork and palette to take")
+    vi.add_argument(
+        "--style",
+        dest="more_styles",
+        action="append",
+        default=[],
+        metavar="STYLE",
+        help="another style image (repeatable; blend them with --style-blend)",
+    )
+    vi.add_argument(
+        "-o",
+        "--output",
+        help="the video to write (.mp4, .m4v, .mov, .mkv, .webm, .avi) or an image sequence "
+        "(frames/%%05d.png)",
+    )
+    vi.add_argument(
+        "--content-mask",
+        action="append",
+        default=[],
+        metavar="MASK",
+        help="grey image, white where a style goes, the same for every frame: one per style",
+    )
+    vi.add_argument(
+        "--style-mask",
+        action="append",
+        default=[],
+        metavar="MASK",
+        help="grey image, white where a style image's statistics come from: one per style",
+    )
+    vi.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted run of this output from its last finished frame (the "
+        "inputs and options may be left out: the run's own are used)",
+    )
+    vi.add_argument(
+        "--keep-frames",
+        action="store_true",
+        help="keep the painted frames (OUTPUT.frames/) after the video is written",
+    )
+    vi.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    vi.add_argument("--cache-dir", help=CACHE_HELP)
+    add_video_options(vi)
+    add_config_options(vi)
+    vi.set_defaults(run=run)
+
+
+def video_options_from_args(args: argparse.Namespace, base: Any = None) -> Any:
+    """The video options typed, over a stored run's (``base``), over the defaults."""
+    from impasto.video.options import VideoOptions, parse_frames
+
+    given = {k[len("video_") :]: v for k, v in vars(args).items() if k.startswith("video_")}
+    if hasattr(args, "frames"):
+        given["start"], given["stop"] = parse_frames(args.frames)
+    stored = base.to_dict() if base is not None else {}
+    return VideoOptions(**{**stored, **given})
+
+
+def run(args: argparse.Namespace) -> int:
+    from impasto.engine import Stylizer
+    from impasto.files import check_not_an_input, probe_writable
+    from impasto.video.clip import Clip
+    from impasto.video.encode import check_video_output
+    from impasto.video.runner import FrameStore, VideoRun, check_resumable, frame_size
+
+    if not args.output:
+        raise UsageError("give the output with -o OUT (e.g. -o clip_painted.mp4)")
+    output = Path(args.output)
+    codec = check_video_output(output)  # extension and encoder, before anything is read
+    store = FrameStore(output)
+    job = _job(args, store)
+    inputs = [job["content"], *job["styles"], *job["content_masks"], *job["style_masks"]]
+    check_not_an_input(output, inputs)  # a sequence's pattern too: its frames would be
+    if codec is not None:
+        probe_writable(output)
+    elif not output.parent.is_dir():
+        raise UsageError(f"output '{output}': the folder '{output.parent}' does not exist")
+    else:
+        probe_writable(store.manifest)
+
+    config, options = job["config"], job["options"]
+    clip = Clip(job["content"], options)
+    size = frame_size(clip, config, even=codec is not None)
+    identity = {
+        "content": job["content"],
+        "styles": job["styles"],
+        "content_masks": job["content_masks"],
+        "style_masks": job["style_masks"],
+        "config": config.to_dict(),
+        "video": options.to_dict(),
+        "size": list(size),
+    }
+    done = check_resumable(store, identity, args.resume)
+    engine = Stylizer(config.network, config.device, cache=args.cache_dir)
+    painter = VideoRun(
+        engine,
+        clip,
+        job["styles"],
+        config,
+        options,
+        size,
+        content_masks=job["content_masks"],
+        style_masks=job["style_masks"],
+    )
+    painter.check()  # frame size, styles and memory, before any weights load
+    store.write_manifest({**identity, "frames": clip.info.frames})
+
+    bar = VideoBar(args.quiet, clip.info.frames, done)
+    if not args.quiet:
+        state = f", {done} already painted" if done else ""
+        print(f"{clip.info.source}: {clip.info.describe()}{state}", file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        painter.run(store, on_progress=bar, metadata=_metadata(job, painter))
+    except KeyboardInterrupt:
+        bar.close()
+        finished = store.finished(clip.info.frames)
+        print(
+            f"impasto: interrupted with {finished} of {clip.info.frames} frames painted (in "
+            f"{store.folder}); to continue: impasto video --resume -o {output}",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        bar.close()
+    return _finish(args, clip, store, size, job, painter, codec, start)
+
+
+def _finish(
+    args: argparse.Namespace,
+    clip: Any,
+    store: Any,
+    size: tuple[int, int],
+    job: dict[str, Any],
+    painter: Any,
+    codec: Any,
+    start: float,
+) -> int:
+    from impasto.image import load_image
+    from impasto.video.encode import encode
+
+    n = clip.info.frames
+    took = time.perf_counter() - start
+    if codec is None:
+        store.remove()
+        if not args.quiet:
+            print(
+                f"wrote {n} frames to {store.output} ({size[1]}x{size[0]} px, {took:.0f} s)",
+                file=sys.stderr,
+            )
+        return 0
+    frames = (load_image(store.path(i), what=f"painted frame {i}") for i in range(n))
+    written = encode(
+        frames,
+        store.output,
+        clip.info.fps,
+        audio_from=clip.info.source,
+        audio_window=(clip.info.start, clip.info.end),
+        metadata=_metadata(job, painter)(None),
+    )
+    if written.warning:
+        print(f"impasto: warning: {written.warning}", file=sys.stderr)
+    if not args.keep_frames:
+        store.remove()
+    if not args.quiet:
+        print(
+            f"wrote {store.output} ({size[1]}x{size[0]} px, {written.describe()}, "
+            f"{float(clip.info.fps):.3g} fps, {took:.0f} s)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _job(args: argparse.Namespace, store: Any) -> dict[str, Any]:
+    """The inputs and settings of this run: typed, or with --resume and none typed, the
+    interrupted run's own."""
+    from impasto.config import StyleConfig
+    from impasto.video.options import VideoOptions
+
+    styles = [*args.style, *args.more_styles]
+    typed = (
+        args.content
+        or styles
+        or args.content_mask
+        or args.style_mask
+        or given_options(args)
+        or getattr(args, "preset", None)
+        or any(k.startswith("video_") or k == "frames" for k in vars(args))
+    )
+    if args.resume and not typed:
+        stored = store.read_manifest()
+        if stored is None:
+            raise UsageError(
+                f"nothing to resume: no interrupted run of {store.output} ({store.manifest} is "
+                "missing)"
+            )
+        return {
+            "content": stored["content"],
+            "styles": list(stored["styles"]),
+            "content_masks": list(stored["content_masks"]),
+            "style_masks": list(stored["style_masks"]),
+            "config": StyleConfig(**StyleConfig.stored(stored["config"])),
+            "options": VideoOptions(**stored["video"]),
+        }
+    if not args.content or not styles:
+        raise UsageError(
+            "give a clip and at least one style image (impasto video CLIP STYLE -o OUT.mp4)"
+        )
+    return {
+        "content": args.content,
+        "styles": styles,
+        "content_masks": list(args.content_mask),
+        "style_masks": list(args.style_mask),
+        "config": config_from_args(args),
+        "options": video_options_from_args(args),
+    }
+
+
+def _metadata(job: dict[str, Any], painter: Any) -> Any:
+    """The record stored in each painted frame (``index``) and, for None, in the video."""
+    from impasto.record import RunRecord
+
+    def of(index: int | None) -> dict[str, Any]:
+        config = painter.config if not index else painter.later
+        where = "" if index is None else f" frame {index}"
+        record = RunRecord(
+            content=f"{job['content']}{where}",
+            styles=tuple(job["styles"]),
+            config=config,
+            content_masks=tuple(job["content_masks"]),
+            style_masks=tuple(job["style_masks"]),
+            made_by="impasto video",
+        )
+        return record.to_metadata() | {"video": job["options"].to_dict()}
+
+    return of
+
+
+class VideoBar:
+    """A tqdm bar of frames fed by VideoProgress events: the frames done, the current frame's
+    step and the time left (from the later frames, not the slow first one)."""
+
+    def __init__(self, quiet: bool, frames: int, done: int) -> None:
+        self.quiet, self.frames, self.done = quiet, frames, done
+        self.bar: Any = None
+
+    def __call__(self, p: Any) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.frames,
+                initial=self.done,
+                unit="frame",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} frames [{elapsed}{postfix}]",
+            )
+        shown = {}
+        if p.step is not None:
+            shown["frame"] = f"{p.frame} step {p.step.step}/{p.step.total_steps}"
+        if p.eta is not None:
+            shown["left"] = _duration(p.eta)
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(p.done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def add_score_options(parser: argparse.ArgumentParser) -> None:
+    """``impasto score --video``: the flicker figure and the per-frame figures of a video."""
+    group = parser.add_argument_group("video (impasto score --video OUT --content CLIP --style S)")
+    group.add_argument(
+        "--video",
+        metavar="OUT",
+        help="judge a stylized video (or image sequence) against the clip given as --content: "
+        "its temporal error (flicker) and the mean per-frame style and content distances",
+    )
+    group.add_argument(
+        "--frames",
+        metavar="A:B",
+        help="the frames of --content that the video was made from (as given to impasto video)",
+    )
+    group.add_argument(
+        "--every", type=_number(int, "--every"), metavar="N", help="as given to impasto video"
+    )
+    group.add_argument(
+        "--fps",
+        type=_number(float, "--fps"),
+        metavar="FPS",
+        help="frame rate of image sequences (does not change the figures)",
+    )
+    group.add_argument(
+        "--temporal-only",
+        action="store_true",
+        help="only the temporal error: no per-frame figures (which need VGG-16 and time)",
+    )
+
+
+def score_video(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from impasto.video.clip import Clip
+    from impasto.video.metrics import score_video as measure
+    from impasto.video.options import VideoOptions, parse_frames
+
+    if args.video and args.output:
+        raise UsageError(f"give either an image (OUT) or --video, not both ({args.output})")
+    if not args.video:
+        raise UsageError("give the image to judge (impasto score OUT ...) or --video OUT")
+    start, stop = parse_frames(args.frames) if args.frames else (0, None)
+    chosen = VideoOptions(start=start, stop=stop, every=args.every or 1, fps=args.fps)
+    stylized = Clip(args.video, VideoOptions(fps=args.fps), what="video")
+    content = Clip(args.content, chosen, what="content clip")
+    if stylized.info.frames != content.info.frames:
+        raise UsageError(
+            f"video '{args.video}' has {stylized.info.frames} frames and the chosen frames of "
+            f"'{args.content}' {content.info.frames}: give the --frames and --every it was "
+            "made with"
+        )
+    if not args.temporal_only:
+        from impasto.image import load_image
+
+        load_image(args.style, what="style image")  # a wrong path fails before the frames
+    result = measure(
+        stylized.frames(),
+        content.frames(),
+        args.style,
+        cache=args.cache_dir,
+        frames=not args.temporal_only,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(
+        f"temporal error   {result.temporal:.3f}  (RMS change from the last frame along the "
+        f"input's flow, 8-bit levels; the input clip itself: {result.input_temporal:.3f})"
+    )
+    if not math.isnan(result.style):
+        n = result.frames
+        print(f"style distance   {result.style:.4f}  (VGG-16 Gram, mean of {n} frames)")
+        print(f"content distance {result.content:.4f}  (LPIPS-VGG, mean of {n} frames)")
+    return 0
