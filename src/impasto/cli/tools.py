@@ -22,7 +22,7 @@ def add_parsers(sub: Any) -> None:
     sc.add_argument("--content", required=True, metavar="C", help="the photo it was made from")
     sc.add_argument("--style", required=True, metavar="S", help="the style image it was made with")
     sc.add_argument("--json", action="store_true", help='print {"style": .., "content": ..}')
-    from impasto.cli.video import add_score_options
+    from impasto.cli.video_score import add_score_options
 
     add_score_options(sc)
     sc.add_argument("--cache-dir", help=CACHE_HELP)
@@ -70,7 +70,7 @@ def score(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    from impasto.cli.video import score_video
+    from impasto.cli.video_score import score_video
 
     if args.video or not args.output:
         return score_video(args)
