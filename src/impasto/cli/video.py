@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 from impasto.cli.options import add_config_options, config_from_args, given_options
@@ -139,125 +137,37 @@ def video_options_from_args(args: argparse.Namespace, base: Any = None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from impasto.engine import Stylizer
-    from impasto.files import check_not_an_input, probe_writable
-    from impasto.video.clip import Clip
-    from impasto.video.encode import check_video_output
-    from impasto.video.runner import FrameStore, VideoRun, check_resumable, frame_size
+    from impasto.video.job import VideoJob
 
     if not args.output:
         raise UsageError("give the output with -o OUT (e.g. -o clip_painted.mp4)")
-    output = Path(args.output)
-    codec = check_video_output(output)  # extension and encoder, before anything is read
-    store = FrameStore(output)
-    job = _job(args, store)
-    inputs = [job["content"], *job["styles"], *job["content_masks"], *job["style_masks"]]
-    check_not_an_input(output, inputs)  # a sequence's pattern too: its frames would be
-    if codec is not None:
-        probe_writable(output)
-    elif not output.parent.is_dir():
-        raise UsageError(f"output '{output}': the folder '{output.parent}' does not exist")
-    else:
-        probe_writable(store.manifest)
-
-    config, options = job["config"], job["options"]
-    clip = Clip(job["content"], options)
-    size = frame_size(clip, config, even=codec is not None)
-    identity = {
-        "content": job["content"],
-        "styles": job["styles"],
-        "content_masks": job["content_masks"],
-        "style_masks": job["style_masks"],
-        "config": config.to_dict(),
-        "video": options.to_dict(),
-        "size": list(size),
-    }
-    done = check_resumable(store, identity, args.resume)
-    engine = Stylizer(config.network, config.device, cache=args.cache_dir)
-    painter = VideoRun(
-        engine,
-        clip,
-        job["styles"],
-        config,
-        options,
-        size,
-        content_masks=job["content_masks"],
-        style_masks=job["style_masks"],
-    )
-    painter.check()  # frame size, styles and memory, before any weights load
-    store.write_manifest({**identity, "frames": clip.info.frames})
-
-    bar = VideoBar(args.quiet, clip.info.frames, done)
+    job = VideoJob(_spec(args), args.output, resume=args.resume, cache=args.cache_dir)
     if not args.quiet:
-        state = f", {done} already painted" if done else ""
-        print(f"{clip.info.source}: {clip.info.describe()}{state}", file=sys.stderr)
-    start = time.perf_counter()
+        print(job.describe(), file=sys.stderr)
+    bar = VideoBar(args.quiet, job.clip.info.frames, job.done)
     try:
-        painter.run(store, on_progress=bar, metadata=_metadata(job, painter))
+        result = job.run(on_progress=bar, keep_frames=args.keep_frames)
     except KeyboardInterrupt:
         bar.close()
-        finished = store.finished(clip.info.frames)
+        n, done = job.clip.info.frames, job.store.finished(job.clip.info.frames)
         print(
-            f"impasto: interrupted with {finished} of {clip.info.frames} frames painted (in "
-            f"{store.folder}); to continue: impasto video --resume -o {output}",
+            f"impasto: interrupted with {done} of {n} frames painted (in {job.store.folder}); "
+            f"to continue: impasto video --resume -o {args.output}",
             file=sys.stderr,
         )
         return 130
     finally:
         bar.close()
-    return _finish(args, clip, store, size, job, painter, codec, start)
-
-
-def _finish(
-    args: argparse.Namespace,
-    clip: Any,
-    store: Any,
-    size: tuple[int, int],
-    job: dict[str, Any],
-    painter: Any,
-    codec: Any,
-    start: float,
-) -> int:
-    from impasto.image import load_image
-    from impasto.video.encode import encode
-
-    n = clip.info.frames
-    took = time.perf_counter() - start
-    if codec is None:
-        store.remove()
-        if not args.quiet:
-            print(
-                f"wrote {n} frames to {store.output} ({size[1]}x{size[0]} px, {took:.0f} s)",
-                file=sys.stderr,
-            )
-        return 0
-    frames = (load_image(store.path(i), what=f"painted frame {i}") for i in range(n))
-    written = encode(
-        frames,
-        store.output,
-        clip.info.fps,
-        audio_from=clip.info.source,
-        audio_window=(clip.info.start, clip.info.end),
-        metadata=_metadata(job, painter)(None),
-    )
-    if written.warning:
-        print(f"impasto: warning: {written.warning}", file=sys.stderr)
-    if not args.keep_frames:
-        store.remove()
+    if result.warning:
+        print(f"impasto: warning: {result.warning}", file=sys.stderr)
     if not args.quiet:
-        print(
-            f"wrote {store.output} ({size[1]}x{size[0]} px, {written.describe()}, "
-            f"{float(clip.info.fps):.3g} fps, {took:.0f} s)",
-            file=sys.stderr,
-        )
+        print(f"wrote {result.describe()}", file=sys.stderr)
     return 0
 
 
-def _job(args: argparse.Namespace, store: Any) -> dict[str, Any]:
-    """The inputs and settings of this run: typed, or with --resume and none typed, the
-    interrupted run's own."""
-    from impasto.config import StyleConfig
-    from impasto.video.options import VideoOptions
+def _spec(args: argparse.Namespace) -> Any:
+    """What to paint: as typed, or with --resume and nothing typed, the interrupted run's."""
+    from impasto.video.job import VideoSpec
 
     styles = [*args.style, *args.more_styles]
     typed = (
@@ -270,52 +180,19 @@ def _job(args: argparse.Namespace, store: Any) -> dict[str, Any]:
         or any(k.startswith("video_") or k == "frames" for k in vars(args))
     )
     if args.resume and not typed:
-        stored = store.read_manifest()
-        if stored is None:
-            raise UsageError(
-                f"nothing to resume: no interrupted run of {store.output} ({store.manifest} is "
-                "missing)"
-            )
-        return {
-            "content": stored["content"],
-            "styles": list(stored["styles"]),
-            "content_masks": list(stored["content_masks"]),
-            "style_masks": list(stored["style_masks"]),
-            "config": StyleConfig(**StyleConfig.stored(stored["config"])),
-            "options": VideoOptions(**stored["video"]),
-        }
+        return VideoSpec.stored(args.output)
     if not args.content or not styles:
         raise UsageError(
             "give a clip and at least one style image (impasto video CLIP STYLE -o OUT.mp4)"
         )
-    return {
-        "content": args.content,
-        "styles": styles,
-        "content_masks": list(args.content_mask),
-        "style_masks": list(args.style_mask),
-        "config": config_from_args(args),
-        "options": video_options_from_args(args),
-    }
-
-
-def _metadata(job: dict[str, Any], painter: Any) -> Any:
-    """The record stored in each painted frame (``index``) and, for None, in the video."""
-    from impasto.record import RunRecord
-
-    def of(index: int | None) -> dict[str, Any]:
-        config = painter.config if not index else painter.later
-        where = "" if index is None else f" frame {index}"
-        record = RunRecord(
-            content=f"{job['content']}{where}",
-            styles=tuple(job["styles"]),
-            config=config,
-            content_masks=tuple(job["content_masks"]),
-            style_masks=tuple(job["style_masks"]),
-            made_by="impasto video",
-        )
-        return record.to_metadata() | {"video": job["options"].to_dict()}
-
-    return of
+    return VideoSpec(
+        content=args.content,
+        styles=tuple(styles),
+        config=config_from_args(args),
+        options=video_options_from_args(args),
+        content_masks=tuple(args.content_mask),
+        style_masks=tuple(args.style_mask),
+    )
 
 
 class VideoBar:
