@@ -190,6 +190,21 @@ def test_bad_input_is_refused_before_anything(capsys, tmp_path, clip, no_weights
     assert list((tmp_path / "OUT").iterdir()) == []  # nothing written, not even the frames folder
 
 
+@pytest.mark.parametrize("module", ["av", "cv2"])
+def test_without_the_extra_the_message_says_how_to_install_it(
+    capsys, tmp_path, clip, no_weights, monkeypatch, module
+):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails, as when it is not installed
+    out = tmp_path / "out.mp4"
+    if module == "av":  # without PyAV even the output's encoder cannot be looked up
+        _bad(
+            capsys, ["video", clip, STYLE, "-o", out], "needs PyAV", 'pip install "impasto[video]"'
+        )
+    else:
+        _bad(capsys, ["video", clip, STYLE, "-o", out], "needs OpenCV", "impasto[video]")
+    assert not out.exists() and not (tmp_path / "out.mp4.frames").exists()
+
+
 LAUNCH = """
 import sys
 import impasto.engine

@@ -117,3 +117,15 @@ def test_long_term_holds_to_farther_frames_where_nearer_ones_cannot_see(engine, 
     # Where the last frame is reliable the one before adds nothing.
     assert float((weights[0] * weights[1]).max()) < 0.5
     assert float(weights[0].mean()) > 0.7
+
+
+def test_with_the_photos_colours_the_frame_is_held_in_luminance(engine, clip):
+    """--colors luminance optimises grey images and puts the photo's colours back after, so
+    the last frame is compared in luminance, not in colour."""
+    config = CONFIG.replace(colors="luminance")
+    size = frame_size(clip, config, even=True)
+    run = VideoRun(engine, clip, [STYLE], config, OPTIONS, size)
+    frames = [resize_to(f, *size) for f in list(clip.frames())[:2]]
+    _, term = run.temporal(1, {0: frames[0], 1: frames[1]}, {0: frames[0]})
+    target = term.at(*size)[0][0]
+    assert torch.allclose(target[:, 0], target[:, 1]) and torch.allclose(target[:, 1], target[:, 2])

@@ -62,7 +62,7 @@ class VideoOptions:
     )
     fps: float | None = _opt(
         None,
-        f"frame rate of an image sequence given as input (default {SEQUENCE_FPS:g}); a video "
+        f"frame rate of an image sequence given as input (auto: {SEQUENCE_FPS:g}); a video "
         "file's own rate is always kept",
         "FPS",
     )
@@ -144,10 +144,20 @@ def parse_frames(text: str) -> tuple[int, int | None]:
 
 
 def help_of(name: str) -> str:
-    """The --help text of a field."""
+    """The --help text of a field, with its default."""
     for f in fields(VideoOptions):
         if f.name == name:
-            return str(f.metadata["help"])
+            default = f.default
+            if isinstance(default, tuple):
+                default = ",".join(map(str, default))
+            shown = (
+                "auto"
+                if default is None
+                else f"{default:g}"
+                if isinstance(default, float)
+                else default
+            )
+            return f"{f.metadata['help']} (default: {shown})"
     raise KeyError(name)
 
 

@@ -33,6 +33,7 @@ from impasto.files import atomic_write
 from impasto.image import load_image, resize_to, save_image
 from impasto.inputs import ImageLike, as_image
 from impasto.optimize import Progress
+from impasto.video import require
 from impasto.video.clip import Clip, is_sequence, sequence_name
 from impasto.video.flow import get_flow, long_term, reliability, warp
 from impasto.video.options import VideoOptions
@@ -162,6 +163,8 @@ class VideoRun:
         from impasto.image import long_side_size
         from impasto.inputs import prepare_inputs
 
+        if self.clip.info.frames > 1:
+            require("cv2")  # the flow, needed from the second frame on: say so now
         n = len(self.styles)
         names = ["style image"] if n == 1 else [f"style image {i}" for i in range(1, n + 1)]
         for config in (self.config, self.later):
