@@ -51,13 +51,23 @@ def test_warp_carries_the_last_frame_to_this_one(dis):
     assert after < before / 4, (before, after)
 
 
-def test_warp_by_a_whole_pixel_is_a_shift():
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_warp_by_a_whole_pixel_is_a_shift(mode):
     x = torch.rand(1, 3, 10, 12)
     flow = torch.zeros(1, 2, 10, 12)
     flow[:, 0] = 1.0  # each pixel takes its right neighbour's value
-    out = warp(x, flow)
+    out = warp(x, flow, mode)
     assert torch.allclose(out[..., :-1], x[..., 1:], atol=1e-6)
     assert torch.allclose(out[..., -1], x[..., -1], atol=1e-6)  # the edge repeats
+
+
+def test_bicubic_warp_keeps_more_detail_at_half_a_pixel():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 16, 16, generator=g)
+    flow = torch.full((1, 2, 16, 16), 0.5)
+    detail = {m: float((warp(x, flow, m) - x.mean()).std()) for m in ("bilinear", "bicubic")}
+    assert detail["bicubic"] > 1.1 * detail["bilinear"]
+    assert 0 <= float(warp(x, flow, "bicubic").min()) and float(warp(x, flow, "bicubic").max()) <= 1
 
 
 def test_reliability_frees_what_enters_the_frame_and_keeps_the_rest(dis):

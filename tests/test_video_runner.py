@@ -70,19 +70,24 @@ def test_later_frames_start_from_the_last_one_warped(engine, clip):
     size = frame_size(clip, CONFIG, even=True)
     run = VideoRun(engine, clip, [STYLE], CONFIG, OPTIONS, size)
     frames = [resize_to(f, *size) for f in clip.frames()]
-    painted = {0: torch.rand(1, 3, *size)}  # any picture: the start carries it along the flow
+    # Any picture: the start carries it along the flow. Detail at 4 px, so a shift shows.
+    g = torch.Generator().manual_seed(1)
+    coarse = torch.rand(1, 3, size[0] // 4, size[1] // 4, generator=g)
+    painted = {0: torch.nn.functional.interpolate(coarse, size=size, mode="bicubic").clamp(0, 1)}
     init, term = run.temporal(1, {0: frames[0], 1: frames[1]}, painted)
     # The camera moves (2, 1) px a frame at 96 px wide, (4/3, 2/3) px at 64: inside the frame
     # the start is the last picture shifted by that much.
     shifted = torch.nn.functional.grid_sample(
         painted[0],
         _shift_grid(size, 2 * 64 / 96, 1 * 64 / 96),
+        mode="bicubic",
         align_corners=True,
         padding_mode="border",
     )
     inner = (..., slice(6, -6), slice(6, -10))
-    assert float((init[inner] - shifted[inner]).abs().mean()) < 0.06
-    assert float((init[inner] - painted[0][inner]).abs().mean()) > 0.2  # it did move
+    moved = float((init[inner] - shifted[inner]).abs().mean())
+    still = float((init[inner] - painted[0][inner]).abs().mean())
+    assert moved < still / 3, (moved, still)
     assert term is not None and term.weight == OPTIONS.temporal_weight
 
 

