@@ -150,12 +150,7 @@ class VideoRun:
         self.engine, self.clip, self.options, self.size = engine, clip, options, size
         self.config = config.replace(size=max(size))
         self.later = options.later_config(self.config)
-        names = (
-            ["style image"]
-            if len(styles) == 1
-            else [f"style image {i}" for i in range(1, len(styles) + 1)]
-        )
-        self.styles = [as_image(s, name) for s, name in zip(styles, names)]
+        self.styles = [as_image(s, name) for s, name in zip(styles, _style_names(len(styles)))]
         self.content_masks, self.style_masks = list(content_masks), list(style_masks)
         self._flow = None
 
@@ -170,7 +165,7 @@ class VideoRun:
         if self.clip.info.frames > 1:
             require("cv2")  # the flow, needed from the second frame on: say so now
         n = len(self.styles)
-        names = ["style image"] if n == 1 else [f"style image {i}" for i in range(1, n + 1)]
+        names = _style_names(n)
         for config in (self.config, self.later):
             scales = config.style_scales_for(n)
             sizes = {"content image": self.size}
@@ -321,6 +316,11 @@ def check_resumable(store: FrameStore, identity: dict[str, Any], resume: bool) -
             "again"
         )
     return store.finished(int(stored["frames"]))
+
+
+def _style_names(n: int) -> list[str]:
+    """What messages call each style image, as prepare_inputs does."""
+    return ["style image"] if n == 1 else [f"style image {i}" for i in range(1, n + 1)]
 
 
 def _differences(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
