@@ -7,6 +7,9 @@ Large files are read by their header first: past MAX_INPUT_PIXELS they are refus
 pixel is decoded (a 190 KB PNG can describe 13000 x 13000 pixels). Below it, a caller that says
 what size it needs (``fit``) gets an image decoded reduced, in 8 bits, rather than a float
 tensor of every pixel that the run would shrink anyway.
+
+This module is longer than 400 lines because each of those formats' quirks (16-bit colour PNG
+and TIFF, which Pillow reads at 8 bits) is handled here, beside the one decoder they share.
 """
 
 from __future__ import annotations
