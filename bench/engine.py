@@ -25,7 +25,7 @@ REPEATS = 5
 
 
 def main() -> None:
-    from run import machine
+    from measure import machine
 
     from impasto import StyleConfig, Stylizer
 

@@ -36,3 +36,24 @@ def assert_input_error(error: pytest.ExceptionInfo[InputError], path: Path, text
     assert "\n" not in message
     assert error.value.exit_code == 2
     assert isinstance(error.value, UsageError)
+
+
+def grey_png(path: Path, width: int, height: int, level: int = 128) -> Path:
+    """A valid 8-bit grey PNG of any size, written row by row: a 13000 x 13000 image is a
+    200 KB file, made without ever holding its pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    packer = zlib.compressobj(9)
+    row = b"\0" + bytes([level]) * width  # filter type 0, then the samples
+    rows = [packer.compress(row * 64) for _ in range(height // 64)]
+    idat = b"".join(rows) + packer.compress(row * (height % 64)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import impasto.engine
@@ -701,3 +702,226 @@ def test_readme_options_table_agrees_with_the_dataclass():
         for f in fields(StyleConfig)
     }
     assert rows == expected
+
+
+def test_info_help_and_version_answer_without_torch(tmp_path):
+    """The commands that only read text answer at once: no torch is imported for them."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from impasto.image import save_image
+    from impasto.record import RunRecord
+
+    out = tmp_path / "made.png"
+    record = RunRecord("photo.jpg", ("painting.jpg",), StyleConfig(size=64))
+    save_image(torch.rand(1, 3, 8, 8), out, metadata=record.to_metadata())
+    for argv in (["info", str(out)], ["--version"], ["stylize", "--help"]):
+        code = (
+            f"import sys\nfrom impasto.cli import main\ntry:\n    main({argv!r})\n"
+            "except SystemExit:\n    pass\n"
+            "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert done.stderr.strip().endswith("no torch"), (argv, done.stderr)
+    assert (
+        "painting.jpg"
+        in subprocess.run(
+            [sys.executable, "-m", "impasto", "info", str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Safe by default: no photo is ever overwritten, and every input is bounded before a run
+
+
+def _same_file_spellings(tmp_path, path):
+    """Other names for ``path``: another spelling, a symbolic link, a hard link."""
+    (tmp_path / "sub").mkdir(exist_ok=True)
+    spelled = tmp_path / "sub" / ".." / path.name
+    link = tmp_path / f"link-{path.name}"
+    link.symlink_to(path)
+    hard = tmp_path / f"hard-{path.name}"
+    hard.hardlink_to(path)
+    return [path, spelled, link, hard]
+
+
+@pytest.mark.parametrize("which", ["content", "style", "mask", "init", "report"])
+def test_an_output_that_is_an_input_is_refused_before_the_run(
+    capsys, tmp_path, images, no_weights, which
+):
+    content, style = images
+    mask = tmp_path / "mask.png"
+    Image.new("L", (48, 40), 255).save(mask)
+    init = tmp_path / "start.png"
+    Image.new("RGB", (48, 40), "gray").save(init)
+    target = {"content": content, "style": style, "mask": mask, "init": init, "report": content}
+    precious = target[which].read_bytes()
+    for name in _same_file_spellings(tmp_path, target[which]):
+        flag = "--report" if which == "report" else "-o"
+        out = ["-o", tmp_path / "out.png"] if which == "report" else []
+        extra = {"mask": ["--content-mask", mask], "init": ["--init", init]}.get(which, [])
+        err = _run_bad(
+            capsys, ["stylize", content, style, *extra, *out, flag, name], 2, "is an input of"
+        )
+        assert "would overwrite the original: choose another output name" in err
+        for p in (target[which], name):
+            assert p.read_bytes() == precious
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_the_report_may_not_be_the_output(capsys, tmp_path, images, no_weights):
+    content, style = images
+    out = tmp_path / "out.png"
+    (tmp_path / "sub").mkdir()
+    _run_bad(
+        capsys,
+        ["stylize", content, style, "-o", out, "--report", tmp_path / "sub" / ".." / "out.png"],
+        2,
+        "--report and -o name the same file",
+    )
+
+
+def test_an_output_the_folder_would_refuse_fails_before_the_run(
+    capsys, tmp_path, images, no_weights, monkeypatch
+):
+    import tempfile
+
+    content, style = images
+    refusing = tmp_path / "refusing"
+    refusing.mkdir()
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):  # noqa: A002 -- tempfile's own name
+        if dir is not None and Path(dir) == refusing:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    # os.access says yes (as it does for root, or for /proc): only creating the file tells.
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    _run_bad(
+        capsys,
+        ["stylize", content, style, "-o", refusing / "out.png"],
+        2,
+        f"cannot write '{refusing / 'out.png'}': Permission denied",
+    )
+    assert list(refusing.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="a /proc file system (Linux)")
+def test_an_output_in_proc_fails_before_the_run(capsys, images, no_weights):
+    content, style = images
+    _run_bad(capsys, ["stylize", content, style, "-o", "/proc/x.png"], 2, "cannot write")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # Read as the option's value (not as an option), then refused on its merits.
+        (["--style-blend", "-1,2"], "--style-blend must be a finite number >= 0"),
+        (["--style-blend", "-.5,1"], "--style-blend must be a finite number >= 0"),
+        (["--style-scale", "-1,2"], "--style-scale must be a finite number > 0"),
+    ],
+)
+def test_negative_looking_values_are_read_as_values(
+    capsys, tmp_path, images, no_weights, argv, message
+):
+    content, style = images
+    err = _run_bad(capsys, ["stylize", content, style, *argv, "-o", tmp_path / "o.png"], 2)
+    assert message in err and "expected one argument" not in err
+
+
+def test_attach_negative_values_joins_only_values_to_their_options():
+    from impasto.cli.options import attach_negative_values
+
+    takes_value = {"--style-blend", "-o", "--size"}
+    argv = ["stylize", "a.png", "--style-blend", "-1,2", "-q", "-o", "-.5.png", "--size", "-5"]
+    assert attach_negative_values(argv, takes_value) == [
+        "stylize",
+        "a.png",
+        "--style-blend=-1,2",
+        "-q",
+        "-o=-.5.png",
+        "--size=-5",
+    ]
+    # A flag that takes no value leaves what follows alone.
+    assert attach_negative_values(["-q", "-1"], takes_value) == ["-q", "-1"]
+
+
+def test_style_images_count_in_the_memory_check(capsys, tmp_path, images, no_weights, monkeypatch):
+    """--size 2048 alone fits in 16 GB; a style image at 8x that (16384 px) does not: its pass
+    through the network needs its widest layer whole."""
+    import impasto.budget
+
+    monkeypatch.setattr(impasto.budget, "available_memory", lambda device: 16 * 2**30)
+    content, style = images
+    out = tmp_path / "o.png"
+    config = StyleConfig(size=2048, style_scale=8)
+    assert impasto.budget.memory_needed(config, 1707, 2048) < 16 * 2**30
+    _run_bad(
+        capsys,
+        ["stylize", content, style, "-o", out, "--size", "2048", "--style-scale", "8"],
+        2,
+        "--size 2048 with --style-scale 8 would need about",
+        "use a smaller --size or --style-scale",
+    )
+    assert not out.exists()
+
+
+def _doctored(tmp_path, name, **changes):
+    """An image whose stored record was edited by hand."""
+    from impasto.image import save_image
+
+    record = {
+        "impasto": "0.1",
+        "content": "photo.jpg",
+        "styles": ["painting.jpg"],
+        "config": StyleConfig().to_dict(),
+    }
+    for key, value in changes.items():
+        if value is None:
+            record.pop(key)
+        elif key == "seed":
+            record["config"] = {**record["config"], "seed": value}
+        else:
+            record[key] = value
+    path = tmp_path / name
+    save_image(torch.full((1, 3, 20, 20), 0.5), path, metadata=record)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"config": "str"}, "'config' should be an object of settings, found 'str'"),
+        ({"content": None}, "'content' should be the content image's name, found None"),
+        ({"styles": "s.jpg"}, "'styles' should be a list of style image names, found 's.jpg'"),
+        ({"seed": 2**70}, "--seed must be a whole number from 0 to"),
+    ],
+    ids=["config-a-string", "no-content", "styles-a-string", "seed-2**70"],
+)
+def test_doctored_settings_are_one_line_in_info_and_like(
+    capsys, tmp_path, no_weights, changes, message
+):
+    doctored = _doctored(tmp_path, "doctored.png", **changes)
+    for argv in (["info", doctored], ["stylize", "--like", doctored, "-o", tmp_path / "o.png"]):
+        err = _run_bad(capsys, argv, 2, "the impasto record in", message)
+        assert str(doctored) in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_the_largest_seed_runs_from_noise():
+    from impasto.config import MAX_SEED
+    from impasto.inputs import initial_image
+
+    photo = torch.zeros(1, 3, 8, 8)
+    start = initial_image(StyleConfig(init="noise", seed=MAX_SEED), photo, photo)
+    again = initial_image(StyleConfig(init="noise", seed=MAX_SEED), photo, photo)
+    assert torch.equal(start, again) and float(start.std()) > 0.2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,13 @@ from PIL import Image, ImageCms
 
 from impasto.errors import InputError
 from impasto.image import load_image, save_image, to_tensor
-from tests.image_helpers import as_levels, assert_input_error, check_tensor, random_rgb
+from tests.image_helpers import (
+    as_levels,
+    assert_input_error,
+    check_tensor,
+    grey_png,
+    random_rgb,
+)
 
 # ---------------------------------------------------------------------------------------------
 # reading: orientation, colour management, modes
@@ -395,3 +402,115 @@ def test_truncated_16_bit_file(tmp_path: Path, extension: str) -> None:
     with pytest.raises(InputError) as error:
         load_image(path)
     assert_input_error(error, path, "could not be read as an image: ")
+
+
+# ---------------------------------------------------------------------------------------------
+# decode_image: the same from a file's bytes (what a batch sends to another machine)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix, bit_depth", [(".jpg", 8), (".png", 16), (".tif", 16)])
+def test_decode_image_reads_bytes_as_load_image_reads_the_file(tmp_path, suffix, bit_depth):
+    from impasto.image import decode_image
+
+    # A smooth ramp: 16-bit files then hold levels an 8-bit reading would round away.
+    ramp = torch.linspace(0, 1, 3 * 20 * 24).reshape(1, 3, 20, 24)
+    path = save_image(ramp, tmp_path / f"ramp{suffix}", bit_depth=bit_depth)
+    from_file = load_image(path)
+    from_bytes = decode_image(path.read_bytes(), name="ramp", what="content image")
+    assert torch.equal(from_bytes, from_file)
+    if bit_depth == 16:  # the 16-bit path was taken, not Pillow's 8-bit one
+        assert not torch.equal(from_bytes, torch.round(from_bytes * 255) / 255)
+
+
+def test_decode_image_names_the_file_it_was_given():
+    from impasto.image import decode_image
+
+    with pytest.raises(InputError, match=r"^content image 'photos/a\.jpg' could not be read"):
+        decode_image(b"not an image at all", name="photos/a.jpg", what="content image")
+
+
+# ---------------------------------------------------------------------------------------------
+# large files: a pixel limit read from the header, and decoding no larger than needed
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_small_file_describing_a_huge_image_is_refused_from_its_header(tmp_path: Path) -> None:
+    from impasto.image.read import MAX_INPUT_PIXELS
+
+    over = grey_png(tmp_path / "over.png", 13000, 13500)  # 175.5 MP, a 200 KB file
+    assert 13000 * 13500 > MAX_INPUT_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw DecompressionBombWarning reaches the user
+        with pytest.raises(InputError) as error:
+            load_image(over, what="content image", fit=512)
+    assert_input_error(error, over, "is 13000x13500 px (176 megapixels); impasto reads images up")
+    assert "content image" in str(error.value)
+    # Past Pillow's own limit too, the message is impasto's.
+    far = grey_png(tmp_path / "far.png", 20000, 20000)
+    with pytest.raises(InputError) as error:
+        load_image(far, what="style image")
+    assert_input_error(error, far, "has more than 175 megapixels, the most impasto reads")
+
+
+def test_a_huge_image_is_decoded_reduced_to_what_the_run_needs(tmp_path: Path) -> None:
+    # The file: 13000 x 13000 grey, 169 MP, which the run uses at 512 px. Whole, it took
+    # 5 GB and 40 s in float32 before being shrunk; reduced, it never exists at full size.
+    big = grey_png(tmp_path / "big.png", 13000, 13000, level=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = load_image(big, what="content image", fit=512)
+    assert image.shape[:2] == (1, 3) and 1024 <= image.shape[-1] < 2048
+    assert image.shape[-1] == image.shape[-2]
+    assert torch.allclose(image, torch.full_like(image, 200 / 255))
+
+
+@pytest.mark.parametrize("fit", [64, 100, 200])
+def test_a_reduced_photo_resizes_to_the_same_picture(fit: int) -> None:
+    from impasto.image import resize_long_side
+
+    photo = Path(__file__).resolve().parent.parent / "examples" / "mountains.jpg"
+    whole = resize_long_side(load_image(photo), fit)
+    reduced = load_image(photo, fit=fit)
+    assert max(reduced.shape[-2:]) < max(load_image(photo).shape[-2:]) / 1.9
+    assert max(reduced.shape[-2:]) >= 2 * fit
+    small = resize_long_side(reduced, fit)
+    assert small.shape == whole.shape
+    # Within a level or two on average: the resize cannot tell a reduced file from a whole one.
+    assert float((small - whole).abs().mean()) < 2 / 255
+    # An image opened by the caller and not yet loaded gives the very same tensor.
+    assert torch.equal(to_tensor(Image.open(photo), fit=fit), reduced)
+
+
+def test_an_image_only_a_little_larger_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    Image.fromarray(random_rgb(300, 390)).save(path)
+    assert load_image(path, fit=100).shape == (1, 3, 300, 390)  # under 4x: not worth it
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".tif", ".png"])
+def test_a_reduced_image_keeps_its_orientation(tmp_path: Path, extension: str) -> None:
+    # Stored 800 wide and 200 high, to be turned a quarter: displayed 200 wide, 800 high, with
+    # the stored top row (bright) on the right.
+    stored = np.zeros((200, 800, 3), dtype=np.uint8)
+    stored[:40] = 250
+    path = tmp_path / f"turned{extension}"
+    Image.fromarray(stored).save(path, exif=exif_with_orientation(6))
+    image = load_image(path, fit=50)
+    assert image.shape[-2] > image.shape[-1] and image.shape[-2] < 800
+    width = image.shape[-1]
+    assert float(image[..., : width // 2].mean()) < 0.1 and float(image[..., -2:].mean()) > 0.8
+
+
+def test_transparent_pixels_lend_no_colour_when_reduced(tmp_path: Path) -> None:
+    # Transparent red beside opaque blue, the border inside a block of the reduction: averaged
+    # straight, the red would show as purple over white; premultiplied it does not.
+    pixels = np.zeros((40, 802, 4), dtype=np.uint8)
+    pixels[:, :402] = (255, 0, 0, 0)
+    pixels[:, 402:] = (0, 0, 255, 255)
+    path = tmp_path / "edge.png"
+    Image.fromarray(pixels).save(path)
+    image = load_image(path, fit=100)
+    assert image.shape[-1] < 802
+    red, green = image[0, 0], image[0, 1]
+    assert float((red - green).abs().max()) < 2 / 255

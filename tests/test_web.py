@@ -5,9 +5,9 @@ folder, and a restart never loses a job silently. Real weights, 64 px images, a 
 from __future__ import annotations
 
 import argparse
-import inspect
 import io
 import json
+import re
 import time
 import uuid
 import warnings
@@ -25,7 +25,7 @@ from impasto.errors import UsageError
 from impasto.web import options as form_options
 from impasto.web.app import create_app
 from impasto.web.jobs import STOPPED_QUEUED, STOPPED_RUNNING
-from impasto.web.uploads import Limits
+from impasto.web.limits import Limits
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # a note about the test client's HTTP library, not about us
@@ -35,7 +35,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = {"size": "64", "iterations": "4"}
 # Long enough to still be running when the test acts on it; each step takes ~0.05 s at 64 px.
-LONG = {"size": "64", "iterations": "5000", "tolerance": "0"}
+LONG = {"size": "64", "iterations": "1000", "tolerance": "0"}
+TOKEN = "test-key-0123456789abcdef"
+# What a program holding the key sends; the page sends its cookie instead (tests/test_web_browser.py).
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
@@ -48,7 +51,8 @@ def make_client(data_dir: Path, weights_home: Path) -> Iterator[Callable[..., Te
     clients: list[TestClient] = []
 
     def make(**kwargs: Any) -> TestClient:
-        client = TestClient(create_app(data_dir, cache=weights_home, **kwargs))
+        app = create_app(data_dir, cache=weights_home, token=TOKEN, **kwargs)
+        client = TestClient(app, base_url="http://127.0.0.1:8000", headers=AUTH)
         client.__enter__()  # runs the app's start-up: folders, recovery, the worker
         clients.append(client)
         return client
@@ -173,7 +177,7 @@ def test_job_runs_streams_progress_and_downloads_as_png(client: TestClient, data
     with ThreadPoolExecutor(1) as pool:
         listening = pool.submit(client.get, job["events_url"])  # returns when the job ends
         time.sleep(0.5)
-        client.delete(blocker["url"])
+        client.post(f"{blocker['url']}/cancel")
         stream = listening.result(timeout=60)
     assert stream.headers["content-type"].startswith("text/event-stream")
     events = events_of(stream.text)
@@ -211,14 +215,16 @@ def test_job_runs_streams_progress_and_downloads_as_png(client: TestClient, data
         "job.json",
         "preview.jpg",
         "result.png",
+        "photo.jpg",
     }
+    # The photo as the run saw it, at the result's size: the page lays one over the other.
+    photo = client.get(done["photo_url"])
+    assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(photo.content)).size == (64, 64)
     assert json.loads((folder / "job.json").read_text())["state"] == "done"
-    from impasto.image import save_image
+    from impasto.record import read_record
 
-    if "metadata" in inspect.signature(save_image).parameters:
-        from impasto.image import read_metadata
-
-        assert read_metadata(folder / "result.png")["config"]["size"] == 64
+    assert read_record(folder / "result.png").config.size == 64
 
     # A finished job's events: just its final state.
     (final,) = events_of(client.get(job["events_url"]).text)
@@ -230,11 +236,11 @@ def test_cancel_stops_a_running_job_promptly(client: TestClient):
     job = submit(client, LONG)
     wait_for(client, job["id"], lambda j: j["step"] >= 2)
     asked = time.monotonic()
-    answer = client.delete(job["url"])
+    answer = client.post(f"{job['url']}/cancel")
     assert answer.status_code == 200 and answer.json()["cancelling"]
     cancelled = wait_for(client, job["id"], lambda j: j["state"] == "cancelled", timeout=10)
     assert time.monotonic() - asked < 10
-    assert 2 <= cancelled["step"] < 5000 and cancelled["result_url"] is None
+    assert 2 <= cancelled["step"] < 1000 and cancelled["result_url"] is None
     assert client.get(f"{job['url']}/result").status_code == 409
     # The worker is free again: the next job runs.
     after = submit(client, TINY)
@@ -249,10 +255,10 @@ def test_jobs_queue_and_show_their_position(client: TestClient):
     second, third = submit(client, TINY), submit(client, TINY)
     assert (second["state"], second["position"]) == ("queued", 1)
     assert (third["state"], third["position"]) == ("queued", 2)
-    cancelled = client.delete(second["url"]).json()  # a queued job is cancelled at once
+    cancelled = client.post(f"{second['url']}/cancel").json()  # a queued job: at once
     assert cancelled["state"] == "cancelled" and cancelled["position"] is None
     assert client.get(third["url"]).json()["position"] == 1
-    client.delete(first["url"])
+    client.post(f"{first['url']}/cancel")
     done = wait_for(client, third["id"], lambda j: j["state"] == "done")
     assert done["position"] is None
     assert client.get(first["url"]).json()["state"] == "cancelled"
@@ -490,6 +496,49 @@ def test_serve_options_and_a_busy_port(capsys: pytest.CaptureFixture[str]):
         sock.close()
 
 
+def _start_serve(data: Path, *extra: str) -> tuple[Any, str]:
+    """``impasto serve`` as a user starts it; returns the process and the address it printed."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "impasto", "serve", "--port", "0", "--data-dir", str(data)]
+    process = subprocess.Popen(
+        [*argv, *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    line = process.stdout.readline() if process.stdout else ""
+    found = re.search(r"open (http://127\.0\.0\.1:\d+/\?token=\S+) in a web browser", line)
+    if not found:
+        process.kill()
+        raise AssertionError(f"impasto serve printed {line!r}")
+    return process, found.group(1)
+
+
+def test_serve_prints_an_address_that_carries_its_key(tmp_path: Path):
+    import httpx
+
+    data = tmp_path / "data"
+    process, url = _start_serve(data)
+    try:
+        key = url.split("?token=")[1]
+        assert key == (data / "token").read_text().strip()  # kept for the next start
+        with httpx.Client() as web:
+            opened = web.get(url)
+            assert opened.status_code == 303 and key in opened.headers["set-cookie"]
+            assert web.get(url.split("?")[0]).status_code == 200  # the cookie opens the page
+            assert web.get(f"{url.split('?')[0]}api/jobs").status_code == 200
+            assert httpx.get(f"{url.split('?')[0]}api/jobs").status_code == 401  # no key
+    finally:
+        process.terminate()
+        process.wait(30)
+    again, same = _start_serve(data)
+    again.terminate()
+    again.wait(30)
+    renewed, other = _start_serve(data, "--new-token")
+    renewed.terminate()
+    renewed.wait(30)
+    assert same.split("?token=")[1] == key and other.split("?token=")[1] != key
+
+
 def test_serve_without_the_web_extra_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch):
     import importlib.util
 
@@ -501,3 +550,41 @@ def test_serve_without_the_web_extra_says_how_to_get_it(monkeypatch: pytest.Monk
     )
     with pytest.raises(UsageError, match=r"pip install 'impasto\[web\]'"):
         impasto.web.run(argparse.Namespace())
+
+
+def test_impasto_info_reads_a_result_from_the_page_as_one_from_the_command_line(
+    client: TestClient, tmp_path: Path, capsys, weights_home: Path
+):
+    """One record for every front: the downloaded result and a CLI result read back alike."""
+    from impasto.cli import main
+
+    job = submit(client, {**TINY, "style_weight": "7"})
+    done = wait_for(client, job["id"], lambda j: j["state"] == "done")
+    downloaded = tmp_path / "from-the-page.png"
+    downloaded.write_bytes(client.get(done["result_url"]).content)
+    made_here = tmp_path / "from-the-cli.png"
+    argv = [
+        str(EXAMPLES / "astronaut.jpg"),
+        str(EXAMPLES / "starry_night.jpg"),
+        "-o",
+        str(made_here),
+    ]
+    extra = [
+        "--size",
+        "64",
+        "--iterations",
+        "4",
+        "--style-weight",
+        "7",
+        "-q",
+        "--cache-dir",
+        str(weights_home),
+    ]
+    assert main(["stylize", *argv, *extra]) == 0
+    for path, made_by in ((downloaded, "impasto serve"), (made_here, "impasto stylize")):
+        capsys.readouterr()
+        assert main(["info", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert f"made by {made_by} 0.1.0" in out
+        assert "astronaut.jpg" in out and "style:    " in out and "starry_night.jpg" in out
+        assert "--style-weight 7" in out and "--size 64" in out and "run:      4 steps" in out

@@ -61,9 +61,8 @@ def test_decode_quantized_checks_shapes():
         decode_quantized({}, (("conv1_1", 3, 4),))
 
 
-class _Evil:
-    def __reduce__(self):
-        return (print, ("owned",))
+# Written by hand: pickling print itself names whatever replaced builtins.print (Ray does).
+_EVIL = b"cbuiltins\nprint\n(Vowned\ntR."
 
 
 def test_restricted_unpickler_admits_numpy_arrays_only():
@@ -71,7 +70,7 @@ def test_restricted_unpickler_admits_numpy_arrays_only():
     out = restricted_unpickle(pickle.dumps(tree))
     assert np.array_equal(out["a"]["kernel"], tree["a"]["kernel"])
     with pytest.raises(WeightsError, match="refusing to unpickle builtins.print"):
-        restricted_unpickle(pickle.dumps(_Evil()))
+        restricted_unpickle(_EVIL)
     with pytest.raises(WeightsError, match="refusing"):
         NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(torch.zeros(2)))).load()
 

@@ -6,6 +6,8 @@
 
     import impasto
     image = impasto.stylize("photo.jpg", "painting.jpg")  # the same, on an engine kept for you
+    for result in impasto.batch("photos/", "painting.jpg", output="out/"):  # many, resumable
+        print(result.item.name, result.ok)
 
 Importing the package loads nothing: torch, the weights and every submodule are imported when
 first used.
@@ -29,6 +31,7 @@ __all__ = [
     "UsageError",
     "WeightsError",
     "__version__",
+    "batch",
     "load_image",
     "read_metadata",
     "read_record",
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "batch": "impasto.batching.run",
     "Progress": "impasto.optimize",
     "RunRecord": "impasto.record",
     "StyleConfig": "impasto.config",
@@ -53,6 +57,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from impasto.batching.run import batch
     from impasto.config import StyleConfig
     from impasto.engine import Stylizer, resume, stylize
     from impasto.image import load_image, read_metadata, save_image, to_pil

@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 from impasto.errors import ImpastoError, UsageError
 
-__all__ = ["atomic_write", "check_not_an_input", "probe_writable"]
+__all__ = ["atomic_write", "check_not_an_input", "probe_writable", "same_file"]
 
 
 @overload
@@ -166,17 +166,21 @@ def check_not_an_input(
     output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]
 ) -> None:
     """Refuse an output that is one of the run's own input files: it would be overwritten."""
-    out = pathlib.Path(output)
     for source in inputs:
-        src = pathlib.Path(source)
-        same = out.resolve() == src.resolve()
-        if not same and out.exists() and src.exists():
-            same = os.path.samefile(out, src)
-        if same:
+        if same_file(output, source):
             raise UsageError(
                 f"output '{os.fspath(output)}' is an input of this run ({os.fspath(source)}); "
                 "writing it would overwrite the original: choose another output name"
             )
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file: the same path once resolved (links, ``..``), or, when
+    both exist, the same file on disk (a hard link, a case-insensitive file system)."""
+    first, second = pathlib.Path(a), pathlib.Path(b)
+    if first.resolve() == second.resolve():
+        return True
+    return first.exists() and second.exists() and os.path.samefile(first, second)
 
 
 def probe_writable(path: str | os.PathLike[str]) -> None:

@@ -90,9 +90,11 @@ def prepare_inputs(
     names = ["style image"] if n == 1 else [f"style image {i}" for i in range(1, n + 1)]
     config.style_weights_for(n)  # raise now if --style-blend does not fit
     scales = config.style_scales_for(n)
-    images = {"content image": as_image(content, "content image")}
-    images |= {name: as_image(s, name) for name, s in zip(names, styles)}
     long_sides = [config.size] + [max(1, round(config.size * k)) for k in scales]
+    fits = dict(zip(["content image", *names], long_sides))
+    # Each file is decoded no larger than its use needs (a 100-megapixel photo for a 512 px run).
+    images = {"content image": as_image(content, "content image", config.size)}
+    images |= {name: as_image(s, name, fits[name]) for name, s in zip(names, styles)}
     sizes = {
         what: long_side_size(*img.shape[-2:], side)
         for (what, img), side in zip(images.items(), long_sides)
@@ -107,7 +109,7 @@ def prepare_inputs(
         )
     c_masks = [
         regions.fit_mask(
-            regions.to_mask(as_image(m, "content mask")),
+            regions.to_mask(as_image(m, "content mask", config.size)),
             sizes["content image"],
             f"content mask {i}",
             "content image",
@@ -120,7 +122,7 @@ def prepare_inputs(
         None
         if m is None
         else regions.fit_mask(
-            regions.to_mask(as_image(m, "style mask")),
+            regions.to_mask(as_image(m, "style mask", fits[name])),
             sizes[name],
             f"style mask {i}",
             name,
@@ -133,8 +135,9 @@ def prepare_inputs(
     )
 
 
-def as_image(source: ImageLike, what: str) -> torch.Tensor:
-    """A path, PIL image or tensor -> (1, 3, H, W) float32 in [0, 1]."""
+def as_image(source: ImageLike, what: str, fit: int | None = None) -> torch.Tensor:
+    """A path, PIL image or tensor -> (1, 3, H, W) float32 in [0, 1]; a file much larger than
+    ``fit`` (the long side it will be used at) is decoded reduced (see load_image)."""
     if isinstance(source, torch.Tensor):
         t = source.detach().float()
         if t.dim() == 3:
@@ -145,8 +148,8 @@ def as_image(source: ImageLike, what: str) -> torch.Tensor:
             )
         return t.clamp(0, 1).cpu()
     if isinstance(source, Image.Image):
-        return to_tensor(source)
-    return load_image(source, what=what)
+        return to_tensor(source, fit=fit)
+    return load_image(source, what=what, fit=fit)
 
 
 def initial_image(config: StyleConfig, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -165,4 +168,4 @@ def initial_image(config: StyleConfig, content: torch.Tensor, style: torch.Tenso
             f"--init must be {', '.join(repr(i) for i in INITS)} or the path of an image; "
             f"'{config.init}' is none of these"
         )
-    return resize_to(load_image(path, what="init image"), h, w)
+    return resize_to(load_image(path, what="init image", fit=max(h, w)), h, w)

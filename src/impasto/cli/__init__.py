@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from impasto._version import __version__
-from impasto.cli import info, sheet, stylize, tools
+from impasto.cli import batch, info, sheet, stylize, tools, video
 from impasto.cli.options import attach_negative_values, value_options
 from impasto.errors import ImpastoError
 
 PROG = "impasto"
-COMMANDS = (stylize, sheet, info, tools)
+COMMANDS = (stylize, batch, video, sheet, info, tools)
 
 
 class Parser(argparse.ArgumentParser):

@@ -99,7 +99,7 @@ def add_parsers(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from impasto.checkpoint import CHECKPOINT_EVERY, checkpoint_path, load_checkpoint
     from impasto.engine import Stylizer
-    from impasto.files import check_not_an_input, probe_writable
+    from impasto.files import check_not_an_input, probe_writable, same_file
     from impasto.image import check_output_path, save_image
     from impasto.record import RunRecord
 
@@ -137,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
 
         check_output_path(args.report)
         check_not_an_input(args.report, inputs)
+        if same_file(args.report, output):
+            raise UsageError(
+                f"--report and -o name the same file ('{args.report}'): the report would replace "
+                "the result; give the report another name"
+            )
         require_matplotlib("the run report (--report)")
 
     from impasto.cli.progress import ProgressBar, RunRecorder, fanout
@@ -236,8 +241,8 @@ def _write_report(path: str, record: Any, result: Any, recorder: Any) -> None:
     styles = list(record.styles)
     make_report(
         path,
-        content=load_image(record.content, what="content image"),
-        styles=[load_image(s, what="style image") for s in styles],
+        content=load_image(record.content, what="content image", fit=record.config.size),
+        styles=[load_image(s, what="style image", fit=record.config.size) for s in styles],
         result=result,
         history=recorder.history,
         elapsed=recorder.elapsed,

@@ -18,10 +18,13 @@ def add_parsers(sub: Any) -> None:
         "style distance (relative Gram error, 0 = the style's statistics) and the content "
         "distance (LPIPS-VGG, 0 = the photo itself). Lower is closer.",
     )
-    sc.add_argument("output", metavar="OUT", help="the image to judge")
+    sc.add_argument("output", nargs="?", metavar="OUT", help="the image to judge")
     sc.add_argument("--content", required=True, metavar="C", help="the photo it was made from")
     sc.add_argument("--style", required=True, metavar="S", help="the style image it was made with")
     sc.add_argument("--json", action="store_true", help='print {"style": .., "content": ..}')
+    from impasto.cli.video_score import add_score_options
+
+    add_score_options(sc)
     sc.add_argument("--cache-dir", help=CACHE_HELP)
     sc.set_defaults(run=score)
 
@@ -67,6 +70,10 @@ def score(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
+    from impasto.cli.video_score import score_video
+
+    if args.video or not args.output:
+        return score_video(args)
     from impasto.score import score as judge
 
     result = judge(args.output, args.content, args.style, cache=args.cache_dir)

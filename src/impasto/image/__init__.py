@@ -3,7 +3,7 @@
 Everything else in impasto works on float32 torch tensors of shape ``(1, 3, H, W)``, in sRGB,
 with values in ``[0, 1]``. One module per job:
 
-- ``read``: file -> tensor (EXIF orientation, ICC -> sRGB, alpha over white, 16-bit files).
+- ``read``: file (or its bytes) -> tensor (EXIF orientation, ICC -> sRGB, alpha over white, 16-bit files).
 - ``resize``: tensor -> tensor of another size.
 - ``write``: tensor -> file, atomically (8 or 16 bits, tagged sRGB, with a JSON record).
 - ``metadata``: that JSON record, where each format keeps it and reading it back (no torch).
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "SUPPORTED_SAVE_EXTENSIONS",
     "check_output_path",
+    "decode_image",
     "load_image",
     "long_side_size",
     "read_metadata",
@@ -38,6 +39,7 @@ __all__ = [
 
 # Public name -> the submodule that defines it.
 _LAZY = {
+    "decode_image": "read",
     "load_image": "read",
     "to_tensor": "read",
     "long_side_size": "resize",
@@ -53,7 +55,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from impasto.image.metadata import read_metadata
-    from impasto.image.read import load_image, to_tensor
+    from impasto.image.read import decode_image, load_image, to_tensor
     from impasto.image.resize import long_side_size, resize_long_side, resize_to
     from impasto.image.write import (
         SUPPORTED_SAVE_EXTENSIONS,

@@ -2,24 +2,47 @@
 
 Whatever a user hands in (a JPEG from a phone with an EXIF rotation, a PNG with transparency, a
 16-bit grayscale TIFF, a CMYK JPEG with an embedded profile) comes out as that tensor.
+
+Large files are read by their header first: past MAX_INPUT_PIXELS they are refused before any
+pixel is decoded (a 190 KB PNG can describe 13000 x 13000 pixels). Below it, a caller that says
+what size it needs (``fit``) gets an image decoded reduced, in 8 bits, rather than a float
+tensor of every pixel that the run would shrink anyway.
+
+This module is longer than 400 lines because each of those formats' quirks (16-bit colour PNG
+and TIFF, which Pillow reads at 8 bits) is handled here, beside the one decoder they share.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pathlib
+import warnings
 import zlib
 from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 import PIL.Image
 import torch
 from PIL import Image, ImageOps
 
+from impasto.errors import InputError
 from impasto.image._icc import icc_to_srgb, is_srgb_profile
 from impasto.image._open import READ_ERRORS, existing_file, unreadable
 
-__all__ = ["load_image", "to_tensor"]
+__all__ = ["MAX_INPUT_PIXELS", "decode_image", "load_image", "to_tensor"]
+
+# The largest image impasto reads: a 150-megapixel camera's frame, or a panorama of that size,
+# decodes in at most 0.7 GB of 8-bit samples; past it a file is refused from its header. Pillow
+# itself warns past 89 MP and refuses past 179 MP (twice its MAX_IMAGE_PIXELS), so this limit,
+# not Pillow's warning, is what a user meets.
+MAX_INPUT_PIXELS = 175_000_000
+# Modes Pillow's reduce() averages as they are (RGBA and LA premultiplied, so transparent pixels
+# lend no colour to their neighbours); others are brought to one of them first.
+_REDUCE_AS = {"I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "CMYK", "I", "F", "RGBa", "La", "YCbCr"}
 
 # Single-channel modes whose samples are wider than 8 bits. They are read straight into floats,
 # never through Pillow's 8-bit "L", so that a 16-bit scan keeps its 65536 levels.
@@ -41,8 +64,11 @@ _ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def load_image(path: str | os.PathLike[str], *, what: str = "image") -> torch.Tensor:
-    """Read an image file (JPEG, PNG, WebP, TIFF, BMP: anything Pillow reads) at its native size.
+def load_image(
+    path: str | os.PathLike[str], *, what: str = "image", fit: int | None = None
+) -> torch.Tensor:
+    """Read an image file (JPEG, PNG, WebP, TIFF, BMP: anything Pillow reads) at its native size,
+    or reduced when ``fit`` says the caller needs much less.
 
     The EXIF orientation is applied, an embedded ICC profile is converted to sRGB, transparency
     is composited over white, and grayscale is repeated to three channels. 16-bit files keep
@@ -56,33 +82,109 @@ def load_image(path: str | os.PathLike[str], *, what: str = "image") -> torch.Te
         path: the file to read.
         what: what the file is to the user ("content image", "style image"...), used to start
             error messages.
+        fit: the long side, in pixels, that the caller will resize the image to. An image at
+            least four times that is decoded reduced by a whole factor, to between two and four
+            times it (a JPEG by its decoder, at 1/2, 1/4 or 1/8 of its size; other formats by
+            averaging blocks of 8-bit pixels), which a resize to ``fit`` cannot tell from the
+            full image. 16-bit colour files are read whole. None: always the native size.
 
     Returns:
         float32, contiguous, sRGB, values in ``[0, 1]``.
 
     Shape:
-        ``(1, 3, H, W)``, H and W as displayed (after the EXIF rotation).
+        ``(1, 3, H, W)``, H and W as displayed (after the EXIF rotation), reduced by ``fit``.
 
     Raises:
-        InputError: the path does not exist, is a folder, or is not a readable image
-            (including truncated files).
+        InputError: the path does not exist, is a folder, is larger than MAX_INPUT_PIXELS, or
+            is not a readable image (including truncated files).
     """
-    file = existing_file(path, what)
+    return _decode(existing_file(path, what), os.fspath(path), what, fit)
+
+
+def decode_image(
+    data: bytes, *, name: str, what: str = "image", fit: int | None = None
+) -> torch.Tensor:
+    """:func:`load_image` for the bytes of an image file, e.g. ones sent to another machine;
+    ``name`` is how error messages call the file.
+
+    Shape:
+        ``(1, 3, H, W)``, as load_image.
+
+    Raises:
+        InputError: the bytes are not a readable image, or one larger than MAX_INPUT_PIXELS.
+    """
+    return _decode(io.BytesIO(data), name, what, fit)
+
+
+def _decode(source: pathlib.Path | BinaryIO, name: str, what: str, fit: int | None) -> torch.Tensor:
+    """A file, or a stream of its bytes, decoded as load_image describes."""
     try:
-        with Image.open(file) as img:
-            wide = _read_sixteen_bit_colour(file, img)
-            if wide is not None:
-                return wide
-            # Decode everything now, inside the try: Image.open only reads the header, and a
-            # truncated file would otherwise fail later, far from here, as a bare traceback.
-            img.load()
-            return to_tensor(img)
+        with warnings.catch_warnings():
+            # The size is checked against MAX_INPUT_PIXELS below, with a message of our own.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                _check_pixels(img, name, what)
+                wide = _read_sixteen_bit_colour(source, img)
+                if wide is not None:
+                    return wide
+                if fit is not None:
+                    img = _reduced(img, fit)
+                # Decode everything now, inside the try: Image.open only reads the header, and a
+                # truncated file would otherwise fail later, far from here, as a bare traceback.
+                img.load()
+                return to_tensor(img)
+    except Image.DecompressionBombError:  # past Pillow's own limit, which is above ours
+        raise InputError(
+            f"{what} '{name}' has more than {MAX_INPUT_PIXELS / 1e6:.0f} megapixels, "
+            "the most impasto reads: scale it down first (a run uses it at --size anyway)"
+        ) from None
     except READ_ERRORS as error:
-        raise unreadable(path, what, error) from error
+        raise unreadable(name, what, error) from error
 
 
-def to_tensor(img: PIL.Image.Image) -> torch.Tensor:
-    """Convert an open Pillow image to impasto's tensor, with the same conversions as load_image.
+def _check_pixels(img: PIL.Image.Image, path: str | os.PathLike[str], what: str) -> None:
+    width, height = img.size
+    if width * height > MAX_INPUT_PIXELS:
+        raise InputError(
+            f"{what} '{os.fspath(path)}' is {width}x{height} px ({width * height / 1e6:.0f} "
+            f"megapixels); impasto reads images up to {MAX_INPUT_PIXELS / 1e6:.0f} megapixels: "
+            "scale it down first (a run uses it at --size anyway)"
+        )
+
+
+def _reduced(img: PIL.Image.Image, fit: int) -> PIL.Image.Image:
+    """``img`` decoded at a whole fraction of its size, still at least twice ``fit`` on its long
+    side (see load_image); ``img`` itself when it is not four times that."""
+    factor = max(img.size) // (2 * fit)
+    if factor < 2:
+        return img
+    if img.format in ("JPEG", "MPO"):
+        # The decoder skips what it does not need (DCT scaling): no smaller than asked.
+        img.draft(img.mode, (img.width // factor, img.height // factor))
+        factor = max(img.size) // (2 * fit)
+        if factor < 2:
+            return img
+    source = img
+    if img.mode not in _REDUCIBLE:
+        img = img if img.mode in _REDUCE_AS else _to_basic_mode(img)
+        img = img.convert(_REDUCE_AS[img.mode]) if img.mode in _REDUCE_AS else img
+    reduced = img.reduce(factor)
+    # The turn still to apply, as the loaded file tells it: a TIFF keeps it in its own tags,
+    # which reduce() does not carry (a recent Pillow turns TIFFs itself as it loads them).
+    try:
+        exif = source.getexif()
+        turn = exif.get(_EXIF_ORIENTATION, 1)
+        if turn in _ORIENT and reduced.getexif().get(_EXIF_ORIENTATION, 1) != turn:
+            reduced.info["exif"] = exif.tobytes()
+    except Exception:  # noqa: BLE001 -- a malformed EXIF block is ignored, as in to_tensor
+        pass
+    return reduced
+
+
+def to_tensor(img: PIL.Image.Image, *, fit: int | None = None) -> torch.Tensor:
+    """Convert an open Pillow image to impasto's tensor, with the same conversions as load_image
+    (``fit`` included: an image opened from a file and not yet loaded gives the same tensor as
+    load_image of that file).
 
     Pillow errors (for example from decoding a truncated file) propagate unchanged; load_image
     is what turns them into :class:`InputError`.
@@ -93,6 +195,8 @@ def to_tensor(img: PIL.Image.Image) -> torch.Tensor:
     Shape:
         ``(1, 3, H, W)``, H and W after the EXIF rotation.
     """
+    if fit is not None:
+        img = _reduced(img, fit)
     # Read the profile before any conversion: it describes the file's pixels, and not every
     # Pillow operation carries ``info`` along.
     icc_profile = img.info.get("icc_profile")
@@ -136,7 +240,9 @@ def _over_white(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
     return rgb.contiguous()
 
 
-def _read_sixteen_bit_colour(file: pathlib.Path, img: PIL.Image.Image) -> torch.Tensor | None:
+def _read_sixteen_bit_colour(
+    file: pathlib.Path | BinaryIO, img: PIL.Image.Image
+) -> torch.Tensor | None:
     """Read a 16-bit colour PNG or TIFF at full precision, or return None to leave it to Pillow.
 
     Pillow opens such files as 8-bit RGB(A), dropping the low byte of every sample, so they are
@@ -180,7 +286,7 @@ def _read_sixteen_bit_colour(file: pathlib.Path, img: PIL.Image.Image) -> torch.
     return _over_white(values.expand(1, 3, -1, -1), alpha)
 
 
-def _read_png_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] | None:
+def _read_png_sixteen_bit(file: pathlib.Path | BinaryIO) -> tuple[np.ndarray, str | None] | None:
     """Samples of a 16-bit PNG as floats, (H, W, C), and "straight" when the last is alpha.
 
     Returns None for a PNG of 8 bits or fewer. tRNS transparency comes back as an alpha
@@ -189,7 +295,7 @@ def _read_png_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] |
     import png  # pypng, only needed for 16-bit files
 
     try:
-        with open(file, "rb") as stream:
+        with _opened(file) as stream:
             reader = png.Reader(file=stream)
             reader.preamble()  # reads the header chunks, up to the pixel data
             if reader.bitdepth != 16:
@@ -206,14 +312,14 @@ def _read_png_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] |
     return samples, ("straight" if info["alpha"] else None)
 
 
-def _read_tiff_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] | None:
+def _read_tiff_sixteen_bit(file: pathlib.Path | BinaryIO) -> tuple[np.ndarray, str | None] | None:
     """Samples of a 16-bit RGB TIFF's first page as floats, (H, W, C), and its kind of alpha.
 
     Returns None for any other TIFF (8-bit, float, palette, CMYK...), which Pillow reads.
     """
     import tifffile  # only needed for 16-bit files
 
-    with tifffile.TiffFile(file) as tiff:
+    with _opened(file) as stream, tifffile.TiffFile(stream) as tiff:
         page = tiff.pages[0]
         if (
             page.bitspersample != 16
@@ -240,6 +346,14 @@ def _read_tiff_sixteen_bit(file: pathlib.Path) -> tuple[np.ndarray, str | None] 
         else:  # an unspecified extra sample is not transparency; Pillow drops it too
             samples = samples[..., :3]
     return samples.astype(np.float32) / np.float32(65535.0), alpha_mode
+
+
+def _opened(file: pathlib.Path | BinaryIO) -> contextlib.AbstractContextManager[BinaryIO]:
+    """The file opened for reading, or the stream itself from its start (Pillow has read it)."""
+    if isinstance(file, pathlib.Path):
+        return open(file, "rb")
+    file.seek(0)
+    return contextlib.nullcontext(file)
 
 
 def _apply_exif_orientation(img: PIL.Image.Image) -> PIL.Image.Image:

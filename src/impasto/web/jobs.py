@@ -1,13 +1,18 @@
 """Jobs: a queue of stylize runs, worked through one at a time per worker thread.
 
-Each job lives in its own folder, ``<data>/jobs/<uuid>/``: the uploaded images under names the
-server chose, ``job.json`` (its state, rewritten atomically at every change that matters),
-``preview.jpg`` (the image as it forms) and ``result.png``. Nothing here knows about HTTP; the
-web app (``impasto.web.app``) calls :class:`JobManager` and streams :meth:`JobManager.events`.
+Each job lives in its own folder, ``<data>/jobs/<uuid>/`` (see ``impasto.web.storage``):
+its uploads, ``job.json`` (its state, rewritten atomically at every change that matters) and
+its pictures. Nothing here knows about HTTP; the web app (``impasto.web.app``) calls
+:class:`JobManager` and streams :meth:`JobManager.events`.
 
 The optimiser runs in worker threads, never on the event loop: torch releases the GIL while it
-computes, so the server keeps answering. Cancelling sets an event that the progress callback
-checks after every step, so a run stops within one step and its thread goes back to waiting.
+computes, so the server keeps answering. The progress callback, called after every step, is
+where a run is stopped: cancelled (the picture thrown away), stopped and kept (the picture so
+far becomes the result, as Ctrl-C does on the command line), or stopped at the server's time
+limit (kept too). So a run stops within one step and its thread goes back to waiting.
+
+The server's limits (``impasto.web.limits``) are kept here too: a full queue refuses new jobs,
+and the data folder's quota removes the oldest finished jobs to make room.
 
 This module is longer than 400 lines because the queue, its worker threads and the job
 folders' life cycle (kept across restarts) share one lock and belong together.
@@ -15,133 +20,47 @@ folders' life cycle (kept across restarts) share one lock and belong together.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from impasto.config import StyleConfig
 from impasto.errors import ImpastoError
-from impasto.files import atomic_write
-from impasto.web.uploads import remove_tree
+from impasto.web import storage
+from impasto.web.job import (
+    ASKED,
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    STOPPED_QUEUED,
+    STOPPED_RUNNING,
+    TIME_LIMIT,
+    Cancelled,
+    Job,
+    NoRoom,
+    QueueFull,
+    Runner,
+    Stopped,
+    new_id,
+    valid_id,
+)
+from impasto.web.limits import Limits
+from impasto.web.storage import folder_bytes, megabytes, removal_order, remove_tree
 
 log = logging.getLogger("impasto.web")
-
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-FINISHED = (DONE, FAILED, CANCELLED)
-STOPPED_RUNNING = "the server stopped while this job was running"
-STOPPED_QUEUED = "the server stopped before this job could start"
 
 # A new preview at most this often (seconds), and always at the first step: frequent enough to
 # watch the image form, rare enough that encoding previews costs nothing next to the steps.
 PREVIEW_INTERVAL = 0.4
-# Previews of large runs are scaled down to this long side; the result keeps its full size.
-PREVIEW_SIZE = 768
-# How many recent events a job keeps for listeners that fall behind (each is a full snapshot,
-# so a listener that misses some loses nothing but intermediate steps).
-EVENT_BACKLOG = 256
-
-Runner = Callable[..., Any]  # stylize's signature: (content, style, config, *, on_progress, cache)
-
-
-class Cancelled(Exception):
-    """Raised inside the progress callback to stop a run (never leaves this module)."""
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def valid_id(text: str) -> bool:
-    """True for a job id as this server makes them (a canonical UUID): no path can pass."""
-    try:
-        return str(uuid.UUID(text)) == text
-    except (ValueError, AttributeError, TypeError):
-        return False
-
-
-@dataclass
-class Job:
-    id: str
-    folder: Path
-    content: str  # file names in the job folder, chosen by the server
-    styles: list[str]
-    content_name: str  # the names the client gave, for display
-    style_names: list[str]
-    options: dict[str, Any]  # what the client set (text), as given
-    settings: dict[str, Any]  # the whole StyleConfig that runs
-    state: str = QUEUED
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    step: int = 0
-    total_steps: int = 0
-    losses: dict[str, float] = field(default_factory=dict)
-    total_loss: float | None = None
-    run_elapsed: float = 0.0  # seconds spent in optimisation steps (from Progress.elapsed)
-    preview_step: int = 0
-    width: int | None = None
-    height: int | None = None
-    error: str | None = None
-    cancelling: bool = False
-    # Runtime only (not saved):
-    config: StyleConfig | None = field(default=None, repr=False)
-    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
-    stop_reason: str | None = field(default=None, repr=False)
-    seq: int = field(default=0, repr=False)
-    events: deque[tuple[int, str, dict[str, Any]]] = field(
-        default_factory=lambda: deque(maxlen=EVENT_BACKLOG), repr=False
-    )
-
-    SAVED = (
-        "id",
-        "content",
-        "styles",
-        "content_name",
-        "style_names",
-        "options",
-        "settings",
-        "state",
-        "created",
-        "started",
-        "finished",
-        "step",
-        "total_steps",
-        "losses",
-        "total_loss",
-        "run_elapsed",
-        "preview_step",
-        "width",
-        "height",
-        "error",
-    )
-
-    def saved(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.SAVED}
-
-    @classmethod
-    def load(cls, folder: Path) -> Job:
-        data = json.loads((folder / "job.json").read_text(encoding="utf-8"))
-        known = {k: data[k] for k in cls.SAVED if k in data}
-        if known.get("id") != folder.name:
-            raise ValueError("job.json does not match its folder")
-        return cls(folder=folder, **known)
-
-    @property
-    def result_path(self) -> Path:
-        return self.folder / "result.png"
-
-    @property
-    def preview_path(self) -> Path:
-        return self.folder / "preview.jpg"
 
 
 class JobManager:
@@ -154,8 +73,10 @@ class JobManager:
         cache: str | os.PathLike[str] | None = None,
         workers: int = 1,
         runner: Runner | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.limits = limits or Limits()
         self.jobs_dir = self.data_dir / "jobs"
         self.staging_dir = self.data_dir / "incoming"
         self.cache = cache
@@ -179,6 +100,8 @@ class JobManager:
         remove_tree(self.staging_dir)  # half-received uploads of a server that stopped
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         self._recover()
+        with self._lock:
+            self._make_room(0)  # the quota may have been lowered since the last start
         self.stopping = False
         self.closing.clear()
         for i in range(self.workers):
@@ -263,20 +186,38 @@ class JobManager:
             config=config,
             total_steps=config.total_steps,
         )
+        needed = folder_bytes(staged)
         with self._lock:
             if self.stopping:
                 raise ImpastoError("the server is stopping; try again once it is back")
+            self.check_queue()
+            self._make_room(needed)
             os.replace(staged, folder)
             self._jobs[job_id] = job
             self._queue.append(job_id)
-            self._save(job)
+            job.save()
             self._emit(job, "queued")
             self._wake.notify()
         log.info("job %s queued (%s)", job_id, self.describe(job))
         return job
 
-    def cancel(self, job_id: str) -> Job | None:
-        """Cancel a queued job at once, or a running one at its next step; None if unknown."""
+    def check_queue(self) -> None:
+        """Raise QueueFull if no other job may wait now."""
+        with self._lock:
+            waiting = len(self._queue)
+            if waiting >= self.limits.max_queue:
+                raise QueueFull(
+                    f"the queue is full: {waiting} jobs are waiting, the most this server takes "
+                    "(impasto serve --max-queue); try again when one has finished"
+                )
+
+    def cancel(self, job_id: str, *, keep: bool = False) -> Job | None:
+        """Cancel a queued job at once, or a running one at its next step; None if unknown.
+
+        ``keep``: a running job stops at its next step and the picture so far becomes its
+        result (a queued job, with no picture yet, is cancelled). A cancel after it throws the
+        picture away after all.
+        """
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
@@ -285,10 +226,25 @@ class JobManager:
                 self._queue.remove(job_id)
                 self._finish(job, CANCELLED)
                 self._queue_moved()
-            elif job.state == RUNNING and not job.cancelling:
-                job.cancelling = True
-                job.cancel.set()
-                self._emit(job, "cancelling")
+            elif job.state == RUNNING and not job.cancel.is_set():
+                if keep and not job.keeping:
+                    job.cancelling = job.keeping = True  # read after the next step
+                    self._emit(job, "stopping")
+                elif not keep:
+                    job.cancelling, job.keeping = True, False
+                    job.cancel.set()
+                    self._emit(job, "cancelling")
+            return job
+
+    def delete(self, job_id: str) -> Job | None:
+        """Remove a job and its files; None if unknown. A queued job is cancelled and removed
+        at once; a running one is cancelled and removed as soon as it stops (within a step)."""
+        with self._lock:
+            job = self.cancel(job_id)
+            if job is not None and job.state == RUNNING:
+                job.remove_when_finished = True
+            elif job is not None:
+                self._remove(job)
             return job
 
     # -- reading -------------------------------------------------------------------------------
@@ -312,41 +268,7 @@ class JobManager:
     def snapshot(self, job: Job) -> dict[str, Any]:
         """The job as the API shows it (everything a page needs to draw it)."""
         with self._lock:
-            now = time.time()
-            running = job.state == RUNNING
-            elapsed = ((job.finished or now) - job.started) if job.started else 0.0
-            eta = None
-            if running and job.step > 0 and job.total_steps:
-                eta = job.run_elapsed / job.step * (job.total_steps - job.step)
-            base = f"/api/jobs/{job.id}"
-            return {
-                "id": job.id,
-                "state": job.state,
-                "position": self.position(job),
-                "cancelling": job.cancelling,
-                "created": job.created,
-                "started": job.started,
-                "finished": job.finished,
-                "step": job.step,
-                "total_steps": job.total_steps,
-                "elapsed": round(elapsed, 3),
-                "eta": None if eta is None else round(eta, 3),
-                "losses": dict(job.losses),
-                "total_loss": job.total_loss,
-                "width": job.width,
-                "height": job.height,
-                "content_name": job.content_name,
-                "style_names": list(job.style_names),
-                "options": dict(job.options),
-                "settings": dict(job.settings),
-                "error": job.error,
-                "url": base,
-                "events_url": f"{base}/events",
-                "preview_url": f"{base}/preview?step={job.preview_step}"
-                if job.preview_step
-                else None,
-                "result_url": f"{base}/result" if job.state == DONE else None,
-            }
+            return job.view(self.position(job))
 
     def events(self, job: Job, after: int) -> tuple[list[tuple[int, str, dict[str, Any]]], bool]:
         """Events of ``job`` with a sequence number above ``after``, and whether it has finished."""
@@ -375,7 +297,7 @@ class JobManager:
                     return
                 job = self._jobs[self._queue.popleft()]
                 job.state, job.started = RUNNING, time.time()
-                self._save(job)
+                job.save()
                 self._emit(job, "started")
                 self._queue_moved()
             log.info("job %s started", job.id)
@@ -389,6 +311,8 @@ class JobManager:
     def _run(self, job: Job) -> None:
         assert job.config is not None
         state = {"last_preview": -math.inf}
+        limit = self.limits.max_seconds
+        started = time.monotonic()
 
         def on_progress(p: Any) -> None:
             if job.cancel.is_set():
@@ -398,7 +322,7 @@ class JobManager:
                 p.step == 1 or now - state["last_preview"] >= PREVIEW_INTERVAL
             )
             if preview:
-                self._write_preview(job, p.image)
+                storage.write_preview(job.folder, p.image)
                 state["last_preview"] = now
             with self._lock:
                 job.step, job.total_steps = p.step, p.total_steps
@@ -406,19 +330,26 @@ class JobManager:
                 job.total_loss, job.run_elapsed = float(p.total), float(p.elapsed)
                 if preview:
                     job.preview_step = p.step
-                    self._save(job)  # a preview is a good moment to record the progress
+                    job.save()  # a preview is a good moment to record the progress
                 self._emit(job, "progress")
+                over = bool(limit) and now - started >= limit and p.step < p.total_steps
+                if (job.keeping or over) and p.image is not None:
+                    job.stopped = ASKED if job.keeping else TIME_LIMIT
+                    raise Stopped(p.image.detach().clone())
 
         content = job.folder / job.content
         styles = [job.folder / s for s in job.styles]
         try:
-            image = self.runner(
-                content,
-                styles[0] if len(styles) == 1 else styles,
-                job.config,
-                on_progress=on_progress,
-                cache=self.cache,
-            )
+            try:
+                image = self.runner(
+                    content,
+                    styles[0] if len(styles) == 1 else styles,
+                    job.config,
+                    on_progress=on_progress,
+                    cache=self.cache,
+                )
+            except Stopped as stop:
+                image = stop.image
             self._write_result(job, image)
         except Cancelled:
             with self._lock:
@@ -442,7 +373,10 @@ class JobManager:
             with self._lock:
                 job.width, job.height = int(image.shape[-1]), int(image.shape[-2])
                 self._finish(job, DONE)
-            log.info("job %s done in %.0f s", job.id, (job.finished or 0) - (job.started or 0))
+            how = f", stopped ({job.stopped}) at step {job.step}" if job.stopped else ""
+            log.info(
+                "job %s done in %.0f s%s", job.id, (job.finished or 0) - (job.started or 0), how
+            )
 
     @property
     def runner(self) -> Runner:
@@ -452,15 +386,7 @@ class JobManager:
             self._runner = stylize
         return self._runner
 
-    def _write_preview(self, job: Job, image: Any) -> None:
-        from impasto.image import resize_long_side, save_image
-
-        if max(image.shape[-2:]) > PREVIEW_SIZE:
-            image = resize_long_side(image.detach(), PREVIEW_SIZE)
-        save_image(image, job.preview_path, quality=85)
-
     def _write_result(self, job: Job, image: Any) -> None:
-        from impasto.image import save_image
         from impasto.record import RunRecord
 
         assert job.config is not None
@@ -472,7 +398,12 @@ class JobManager:
             steps=job.step,
             seconds=job.run_elapsed,
         )
-        save_image(image, job.result_path, metadata=record.to_metadata())
+        storage.write_result(job.folder, image, record.to_metadata())
+        try:
+            storage.write_photo(job.folder, job.folder / job.content, *image.shape[-2:])
+            job.photo = True
+        except ImpastoError as e:  # the result stands; only the before/after view is missing
+            log.warning("job %s: no photo for the comparison: %s", job.id, e)
 
     # -- state changes (called with the lock held) ---------------------------------------------
 
@@ -487,9 +418,10 @@ class JobManager:
     ) -> None:
         if job.state in FINISHED:
             return
-        job.state, job.error, job.cancelling = state, error, False
+        job.state, job.error = state, error
+        job.cancelling = job.keeping = False
         job.finished = time.time() if at is None else at
-        self._save(job)
+        job.save()
         if notify:
             self._emit(job, state)
         # The step-by-step history of a finished job is kept for listeners still catching up
@@ -498,6 +430,43 @@ class JobManager:
             while len(other.events) > 1:
                 other.events.popleft()
         self._finished_recently = [job]
+        if job.remove_when_finished:
+            self._remove(job)
+        elif state == DONE and notify:
+            self._make_room(0, keep=job)  # its pictures may have taken the folder over quota
+
+    def _remove(self, job: Job) -> None:
+        """Forget a finished job and delete its folder."""
+        self._jobs.pop(job.id, None)
+        remove_tree(job.folder)
+        log.info("job %s removed", job.id)
+
+    def _make_room(self, needed: int, keep: Job | None = None) -> None:
+        """Remove finished jobs, in storage.removal_order, until ``needed`` more bytes fit in the
+        quota; raise NoRoom if they cannot (only when ``needed`` > 0: a job just finished is
+        never refused)."""
+        quota = self.limits.max_data_bytes
+        if not quota:
+            return
+        used = folder_bytes(self.jobs_dir)
+        excess = used + needed - quota
+        if excess <= 0:
+            return
+        for job in removal_order(j for j in self._jobs.values() if j is not keep):
+            size = folder_bytes(job.folder)
+            self._remove(job)
+            excess -= size
+            if excess <= 0:
+                return
+        if needed:
+            raise NoRoom(
+                f"the data folder is full: jobs still queued or running use "
+                f"{megabytes(used)} of the {megabytes(quota)} this server keeps (impasto serve "
+                "--max-data-mb); try again when they have finished"
+            )
+        log.warning(
+            "the data folder holds %s, over its %s quota", megabytes(used), megabytes(quota)
+        )
 
     def _queue_moved(self) -> None:
         """Tell every waiting job its new place in the queue."""
@@ -507,14 +476,3 @@ class JobManager:
     def _emit(self, job: Job, name: str) -> None:
         job.seq += 1
         job.events.append((job.seq, name, self.snapshot(job)))
-
-    def _save(self, job: Job) -> None:
-        """Write job.json atomically: a crash leaves the old state or the new, never half."""
-        if not job.folder.is_dir():
-            return
-        try:
-            with atomic_write(job.folder / "job.json", "w", permissions_like_target=False) as f:
-                json.dump(job.saved(), f, indent=1)
-        except ImpastoError as e:
-            # The state in memory is still right; only a restart would show an older one.
-            log.warning("job %s: could not save its state: %s", job.id, e)

@@ -15,6 +15,7 @@ from typing import Any
 
 from impasto.config import (
     INITS,
+    PRESETS,
     StyleConfig,
     field_kind,
     literal_choices,
@@ -64,6 +65,21 @@ MAIN: dict[str, dict[str, Any]] = {
     },
     "network": {"label": "Network", "hint": "the network that sees content and style"},
     "seed": {"label": "Seed", "hint": "the same seed gives the same picture"},
+}
+
+# Each preset in the page's words (a name, what it is for); a preset missing here shows its name.
+PRESET_LABELS: dict[str, tuple[str, str]] = {
+    "painterly": (
+        "Painterly",
+        "more of the painting: twice the style weight and three times the steps at each "
+        "larger scale, about 2.5x the time",
+    ),
+    "tutorial": (
+        "Tutorial",
+        "the reference tutorial's recipe: VGG-16, Adam from noise, 1000 steps (VGG-16 is "
+        "fetched once with pip)",
+    ),
+    "tutorial-tv": ("Tutorial with smoothing", "the tutorial's recipe with its smoothing term"),
 }
 
 # ``init`` may also name an image file on the machine running the run; over the web only the
@@ -138,9 +154,24 @@ def format_value(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(format_value(v) for v in value)
     if isinstance(value, float):
-        return f"{value:g}"
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)  # never round a preset's value
     return str(value)
 
 
 def choices_of(name: str) -> tuple[str, ...]:
     return RESTRICTED_CHOICES.get(name) or literal_choices(name)
+
+
+def presets() -> list[dict[str, Any]]:
+    """Each preset of ``StyleConfig``: its name, a label, and the form values it sets (the other
+    fields keep their defaults)."""
+    return [
+        {
+            "name": name,
+            "label": PRESET_LABELS.get(name, (name, ""))[0],
+            "description": PRESET_LABELS.get(name, (name, ""))[1],
+            "values": {k: format_value(v) for k, v in values.items()},
+        }
+        for name, values in PRESETS.items()
+    ]

@@ -17,7 +17,8 @@ import uvicorn
 from impasto.errors import UsageError
 from impasto.web.app import create_app
 from impasto.web.jobs import JobManager
-from impasto.web.uploads import Limits
+from impasto.web.limits import Limits
+from impasto.web.security import server_key
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -89,24 +90,29 @@ def make_server(app: Any, *, log_level: str = "info") -> Server:
 def serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")
-    if args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.max_size < 1:
-        raise UsageError("--max-upload-mb, --max-pixels and --max-size must be positive")
-    limits = Limits(
-        max_upload_bytes=int(args.max_upload_mb * 2**20),
-        max_pixels=int(args.max_pixels * 1e6),
-        max_size=args.max_size,
+    limits = Limits.from_options(
+        upload_mb=args.max_upload_mb,
+        megapixels=args.max_pixels,
+        size=args.max_size,
+        styles=args.max_styles,
+        steps=args.max_steps,
+        minutes=args.max_minutes,
+        queue=args.max_queue,
+        data_mb=args.max_data_mb,
     )
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot use --data-dir '{data_dir}': {e.strerror}") from None
+    token = server_key(data_dir, renew=args.new_token)
     sock = bind(args.host, args.port)
-    url = url_of(sock, args.host)
+    url = f"{url_of(sock, args.host)}?token={token}"
     if args.host not in LOCAL_HOSTS:
         print(
-            f"warning: --host {args.host} lets other machines reach this page. impasto serve has no "
-            "login: anyone who can reach it can run jobs on this computer and see every result.",
+            f"warning: --host {args.host} lets other machines reach this page. Anyone who has its "
+            "address (it carries the key) can run jobs on this computer and see every result, "
+            "and plain HTTP lets others on the network read it.",
             file=sys.stderr,
         )
     logger = logging.getLogger("impasto.web")
@@ -115,10 +121,21 @@ def serve(args: argparse.Namespace) -> int:
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    app = create_app(data_dir, cache=args.cache_dir, limits=limits, workers=args.workers)
+    app = create_app(
+        data_dir,
+        cache=args.cache_dir,
+        limits=limits,
+        workers=args.workers,
+        token=token,
+        host=args.host,
+        allow_hosts=args.allow_host,
+    )
     server = make_server(app)
     print(f"impasto serve: open {url} in a web browser (Ctrl-C stops the server)", flush=True)
-    print(f"  results are kept in {data_dir}", flush=True)
+    print(
+        f"  results and the page's key are kept in {data_dir} (--new-token makes a new key)",
+        flush=True,
+    )
     if args.open:
         threading.Timer(1.0, webbrowser.open, [url]).start()
     try:

@@ -13,7 +13,7 @@ has no counterpart there yet.
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from impasto.errors import InputError
+from impasto.web.limits import Limits
 
 # Pillow format -> the extension the server gives the stored file. MPO is what many phone
 # cameras write: a JPEG with extra frames.
@@ -46,16 +47,6 @@ class UploadTooLarge(InputError):
 
 class NotAnImage(InputError):
     """An upload whose content is not an image of an accepted format (HTTP 415)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What the server accepts. ``max_size`` caps StyleConfig.size (the output's long side)."""
-
-    max_upload_bytes: int = 25 * 2**20
-    max_pixels: int = 50_000_000
-    max_size: int = 2048
-    max_styles: int = 8
 
 
 @dataclass(frozen=True)
@@ -102,6 +93,22 @@ def store_upload(
     return StoredImage(path=path, name=name, format=fmt, width=width, height=height)
 
 
+# The form's file fields, as the user knows them.
+WHAT = {"content": "content photo", "style": "style image"}
+
+
+def client_name(filename: str | None) -> str:
+    """The client's file name, for messages and the gallery only: its last part, printable."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    return "".join(c for c in name if c.isprintable())[:120]
+
+
+def label_of(field: str, filename: str | None) -> str:
+    """How messages name an uploaded file: "style image 'wave.jpg'"."""
+    what, name = WHAT.get(field, f"file '{field}'"), client_name(filename)
+    return f"{what} '{name}'" if name else what
+
+
 def _check_image(path: Path, label: str, limits: Limits) -> tuple[str, int, int]:
     try:
         with warnings.catch_warnings():
@@ -133,7 +140,3 @@ def _too_many_pixels(label: str, width: int, height: int, limits: Limits) -> str
 
 def _mb(n: int) -> str:
     return f"{n / 2**20:.3g} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -3,8 +3,9 @@
 "use strict";
 
 const FINISHED = new Set(["done", "failed", "cancelled"]);
-const EVENTS = ["state", "queued", "started", "progress", "cancelling", "done", "failed", "cancelled"];
-const SESSION_KEY = "impasto-jobs";
+const EVENTS = ["state", "queued", "started", "progress", "stopping", "cancelling", "done", "failed", "cancelled"];
+const NO_KEY = "This page has lost the server's key (it was restarted with --new-token?). " +
+  "Open the address impasto serve printed.";
 
 const $ = (id) => document.getElementById(id);
 
@@ -20,6 +21,13 @@ const app = {
   current: null,        // id of the job on the stage
   shown: null,          // URL of the image on the stage
 };
+
+async function api(path, options = {}) {
+  // Every call to the server's API: its key travels in the page's cookie.
+  const response = await fetch(path, options);
+  if (response.status === 401) showMessage(NO_KEY);
+  return response;
+}
 
 // ---- small helpers ----------------------------------------------------------------------------
 
@@ -150,7 +158,7 @@ function buildControl(field) {
     wrap.classList.add("wide");
     wrap.append(input);
   }
-  input.addEventListener("input", () => wrap.classList.remove("invalid"));
+  input.addEventListener("input", () => { wrap.classList.remove("invalid"); showPreset(""); });
   const hint = field.main ? field.hint : field.help;
   if (hint) wrap.append(el("div", { class: "hint", text: hint }));
   set(field.default);
@@ -167,6 +175,57 @@ function buildOptions() {
     if (!field.main) node.querySelector("label").textContent = field.name;
     (field.main ? main : advanced).append(node);
   }
+}
+
+function setOptions(values) {
+  // Every control to its default, then the values given (a preset's, or a job's settings).
+  for (const { field, set } of app.controls) {
+    const value = Object.prototype.hasOwnProperty.call(values, field.name) ? values[field.name] : field.default;
+    set(formatValue(value));
+  }
+  clearInvalid();
+}
+
+function formatValue(value) {
+  // As the server formats a field (web/options.py format_value): lists comma-separated, null empty.
+  if (value === null || value === undefined) return "";
+  if (Array.isArray(value)) return value.map(formatValue).join(",");
+  return String(value);
+}
+
+const DEFAULT_RECIPE = "good results in little time; every setting below can still be changed";
+
+function buildPresets() {
+  const select = $("preset");
+  for (const preset of app.options.presets) select.append(el("option", { value: preset.name, text: preset.label }));
+  // A recipe sets how the picture is made; what it is made of (its size, seed, colours...)
+  // stays as chosen. Switching recipes first puts every recipe's fields back to the defaults.
+  const recipeFields = new Set(app.options.presets.flatMap((p) => Object.keys(p.values)));
+  select.addEventListener("change", () => {
+    const preset = app.options.presets.find((p) => p.name === select.value);
+    for (const { field, set } of app.controls) {
+      if (!recipeFields.has(field.name)) continue;
+      set(preset && field.name in preset.values ? preset.values[field.name] : field.default);
+    }
+    clearInvalid();
+    showPreset(preset ? preset.name : "");
+  });
+  showPreset("");
+}
+
+function showPreset(name) {
+  // The recipe in use, and what it does; "" once the settings are the user's own.
+  const preset = app.options.presets.find((p) => p.name === name);
+  $("preset").value = preset ? preset.name : "";
+  $("preset-hint").textContent = preset ? preset.description : DEFAULT_RECIPE;
+}
+
+function reuseSettings(job) {
+  // The whole configuration the job ran with, as it was sent: the defaults of then included.
+  setOptions(job.settings || {});
+  showPreset("");
+  showMessage(`Settings of ${job.content_name} × ${job.style_names.join(" + ")} restored; choose the images and press Start.`, "info");
+  $("job-form").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
 function changedOptions() {
@@ -296,7 +355,7 @@ async function start(event) {
   $("start").disabled = true;
   let response, data;
   try {
-    response = await fetch("/api/jobs", { method: "POST", body: form });
+    response = await api("/api/jobs", { method: "POST", body: form });
     data = await response.json().catch(() => ({}));
   } catch (e) {
     showMessage("The server did not answer. Is impasto serve still running?");
@@ -310,16 +369,9 @@ async function start(event) {
     markInvalid(text);
     return;
   }
-  remember(data.id);
   app.curves.set(data.id, []);
   focus(data.id);
   track(data);
-}
-
-function remember(id) {
-  const ids = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "[]");
-  if (!ids.includes(id)) ids.push(id);
-  sessionStorage.setItem(SESSION_KEY, JSON.stringify(ids));
 }
 
 function track(snapshot) {
@@ -334,6 +386,7 @@ function track(snapshot) {
       if (FINISHED.has(data.state)) {
         source.close();
         app.sources.delete(id);
+        refreshJobs();  // the quota may have removed older jobs to keep this one
       }
     });
   }
@@ -369,9 +422,14 @@ function statusText(job) {
     case "queued":
       return job.position > 1 ? `In the queue: ${job.position - 1} jobs before yours` : "Next in line: starts when the current job ends";
     case "running":
+      if (job.keeping) return "Stopping after this step; the picture so far will be kept…";
       if (job.cancelling) return "Cancelling…";
       return job.step ? `Step ${job.step} of ${job.total_steps}` : "Preparing: loading the network…";
     case "done":
+      if (job.stopped === "time limit") {
+        return `Stopped at the server's time limit, step ${job.step} of ${job.total_steps}: the picture so far`;
+      }
+      if (job.stopped) return `Stopped at step ${job.step} of ${job.total_steps}: the picture so far`;
       return `Done: ${job.step} steps in ${clock(job.elapsed)}`;
     case "cancelled":
       return job.step ? `Cancelled at step ${job.step}` : "Cancelled before it started";
@@ -385,6 +443,8 @@ function statusText(job) {
 function shortStatus(job) {
   if (job.state === "queued") return `Queued: #${job.position}`;
   if (job.state === "running" && !job.cancelling) return job.step ? `Step ${job.step} of ${job.total_steps}` : "Getting ready…";
+  if (job.state === "done") return job.stopped ? `Stopped at step ${job.step}` : "Done";
+  if (job.state === "failed") return "Failed";
   return statusText(job);
 }
 
@@ -438,14 +498,19 @@ function render() {
   if (done) showImage(job.result_url, "result");
   else if (job.preview_url) showImage(job.preview_url, "preview");
   else clearImage(job);
+  showBefore(done ? job.photo_url : null);
 
   const download = $("download");
   download.hidden = !done;
   if (done) download.href = job.result_url;
+  $("reuse").hidden = !job.settings;
   const names = `${job.content_name} × ${job.style_names.join(" + ")}`;
   $("result-info").textContent = done ? `${job.width}×${job.height} px · ${names}` : (job.state === "failed" ? "" : names);
   if (job.state === "failed") showMessage(job.error || "The job failed.");
-  $("cancel").disabled = !(job.state === "queued" || (job.state === "running" && !job.cancelling));
+  const stoppable = job.state === "running" && !job.cancelling;
+  $("stop").disabled = !stoppable;
+  // Cancel stays possible after "stop and keep": it throws the picture away after all.
+  $("cancel").disabled = !(job.state === "queued" || (job.state === "running" && (!job.cancelling || job.keeping)));
 }
 
 function tick() {
@@ -454,7 +519,19 @@ function tick() {
   if (!job) return;
   const since = job.state === "running" ? (performance.now() - app.received.get(job.id)) / 1000 : 0;
   $("elapsed").textContent = job.started && job.state !== "done" ? `${clock(job.elapsed + since)} elapsed` : "";
-  $("eta").textContent = job.state === "running" && job.eta !== null ? `about ${clock(Math.max(0, job.eta - since))} left` : "";
+  let eta = "", note = "";
+  if (job.state === "running" && job.eta !== null) {
+    const left = Math.max(0, job.eta - since);
+    const limit = app.options.limits.max_seconds;
+    eta = `about ${clock(left)} left`;
+    // The server stops a job at its time limit and keeps the picture: say so before it happens.
+    if (limit && job.elapsed + since + left > limit) {
+      note = `This server stops a job after ${clock(limit)} and keeps the picture it has then.`;
+    }
+  }
+  $("eta").textContent = eta;
+  $("limit-note").textContent = note;
+  $("limit-note").hidden = !note;
 }
 
 function drawCurve(points) {
@@ -480,73 +557,169 @@ function drawCurve(points) {
   ctx.stroke();
 }
 
-async function cancel() {
+async function cancel(keep) {
+  // Stop the job on the stage: keep = the picture so far becomes its result.
   const id = app.current;
   if (!id) return;
-  $("cancel").disabled = true;
-  const response = await fetch(`/api/jobs/${id}`, { method: "DELETE" }).catch(() => null);
+  $("stop").disabled = true;
+  if (!keep) $("cancel").disabled = true;
+  const action = keep ? "stop" : "cancel";
+  const response = await api(`/api/jobs/${id}/${action}`, { method: "POST" }).catch(() => null);
   if (response && response.ok) update(await response.json());
+}
+
+async function remove(id) {
+  const job = app.jobs.get(id);
+  const what = job ? `${job.content_name} × ${job.style_names.join(" + ")}` : "this picture";
+  const running = job && !FINISHED.has(job.state);
+  if (!window.confirm(`Delete ${what}${running ? " (it stops first)" : ""}? Its files are removed from the server.`)) return;
+  const response = await api(`/api/jobs/${id}`, { method: "DELETE" }).catch(() => null);
+  if (!response || !(response.ok || response.status === 404)) {
+    showMessage("The server did not delete it: " + (response ? response.status : "no answer"));
+    return;
+  }
+  forget(id);
+}
+
+function forget(id) {
+  // A job the server no longer has: off the gallery, and off the stage.
+  const source = app.sources.get(id);
+  if (source) source.close();
+  app.sources.delete(id);
+  app.jobs.delete(id);
+  app.curves.delete(id);
+  const card = $("gallery").querySelector(`[data-id="${id}"]`);
+  if (card) card.remove();
+  countCards();
+  if (app.current === id) {
+    app.current = null;
+    app.shown = null;
+    $("stage").hidden = true;
+    $("placeholder").hidden = false;
+    $("placeholder-text").textContent = "Your picture will form here.";
+    $("placeholder-hint").textContent = "Choose a photo and a painting, then press Start.";
+    showBefore(null);
+    for (const id of ["download", "reuse"]) $(id).hidden = true;
+    $("result-info").textContent = $("status").textContent = "";
+    $("losses").replaceChildren();
+    $("curve").hidden = true;
+    $("stop").disabled = $("cancel").disabled = true;
+  }
+}
+
+// ---- before and after -------------------------------------------------------------------------
+
+function showBefore(url) {
+  const before = $("before");
+  $("compare-row").hidden = !url;
+  if (!url) {
+    before.hidden = $("split").hidden = true;
+    before.removeAttribute("src");
+    return;
+  }
+  if (before.getAttribute("src") !== url) {
+    before.src = url;
+    $("compare").value = "0";
+  }
+  before.hidden = false;
+  placeSplit();
+}
+
+function placeSplit() {
+  // The photo covers the picture from its left edge to the slider's place; both images share
+  // one box and one size, so the photo's pixels lie exactly over the result's.
+  const before = $("before"), stage = $("stage");
+  if (before.hidden || !stage.naturalWidth) return;
+  const t = Number($("compare").value) / 1000;
+  const box = stage.getBoundingClientRect();
+  const pad = parseFloat(getComputedStyle(stage).paddingLeft) || 0;
+  const inner = { w: box.width - 2 * pad, h: box.height - 2 * pad };
+  const scale = Math.min(inner.w / stage.naturalWidth, inner.h / stage.naturalHeight);
+  const drawn = stage.naturalWidth * scale;
+  const left = pad + (inner.w - drawn) / 2;
+  const x = left + drawn * t;
+  before.style.clipPath = `inset(0 ${Math.max(0, box.width - x)}px 0 0)`;
+  const split = $("split");
+  split.hidden = t <= 0 || t >= 1;
+  split.style.left = `${stage.offsetLeft + x}px`;
 }
 
 // ---- gallery ----------------------------------------------------------------------------------
 
 function upsertCard(job) {
-  // The gallery: this session's results, and the jobs still under way (click one to watch it).
+  // The gallery: every job the server keeps, newest first (click one to show it on the stage).
   const gallery = $("gallery");
   let card = gallery.querySelector(`[data-id="${job.id}"]`);
-  if (job.state === "failed" || job.state === "cancelled") {
-    if (card) card.remove();
-    $("gallery-wrap").hidden = !gallery.children.length;
-    return;
-  }
   if (!card) {
     card = el("div", { class: "card", "data-id": job.id, title: "Show on the stage", onclick: () => focus(job.id) },
-      el("div", { class: "pic" }, el("img", { alt: `${job.content_name} in the style of ${job.style_names.join(", ")}` })),
+      el("div", { class: "pic" }, el("img", { alt: `${job.content_name} in the style of ${job.style_names.join(", ")}`, loading: "lazy" })),
+      el("button", { type: "button", class: "delete", title: "Delete this picture from the server", "aria-label": "Delete", text: "×",
+        onclick: (e) => { e.stopPropagation(); remove(job.id); } }),
       el("div", { class: "meta" },
         el("strong", { text: job.content_name }),
         el("span", { text: "in the style of " + job.style_names.join(" + ") }),
+        el("span", { class: "state" }),
         el("span", { class: "row" })));
     card.classList.toggle("current", job.id === app.current);
-    gallery.prepend(card);
-    $("gallery-wrap").hidden = false;
+    // Cards arrive newest last when the page loads, newest first afterwards: keep them by date.
+    const later = [...gallery.children].find((c) => (app.jobs.get(c.dataset.id) || {}).created < job.created);
+    gallery.insertBefore(card, later || null);
+    countCards();
   }
   const done = job.state === "done";
-  card.classList.toggle("active", !done);
+  card.classList.toggle("active", !FINISHED.has(job.state));
+  card.classList.toggle("failed", job.state === "failed" || job.state === "cancelled");
   const img = card.querySelector("img");
   const src = done ? job.result_url : job.preview_url;
   if (src && img.getAttribute("src") !== src) img.src = src;
-  const row = card.querySelector(".row");
-  const key = done ? "done" : shortStatus(job);
-  if (row.dataset.key === key) return;
-  row.dataset.key = key;
+  const state = card.querySelector(".state"), row = card.querySelector(".row");
+  const key = shortStatus(job);
+  if (state.dataset.key === key) return;
+  state.dataset.key = key;
+  state.textContent = done && !job.stopped ? `${job.width}×${job.height} px` : key;
+  state.title = job.error || "";
+  state.classList.toggle("live", !FINISHED.has(job.state));
+  const actions = [];
   if (done) {
-    row.replaceChildren(el("span", { text: `${job.width}×${job.height} px` }),
-      el("a", { href: job.result_url, download: "", text: "Download", onclick: (e) => e.stopPropagation() }));
-  } else {
-    row.replaceChildren(el("span", { class: "live", text: key }));
+    actions.push(el("a", { href: job.result_url, download: "", text: "Download", onclick: (e) => e.stopPropagation() }));
   }
+  if (job.settings) {
+    actions.push(el("button", { type: "button", class: "link", text: "Reuse", "aria-label": "Reuse settings", title: "Put this job's settings in the form",
+      onclick: (e) => { e.stopPropagation(); reuseSettings(app.jobs.get(job.id)); } }));
+  }
+  row.replaceChildren(...actions);
 }
 
-async function restoreSession() {
-  const ids = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "[]");
-  const kept = [];
-  for (const id of ids) {
-    const response = await fetch(`/api/jobs/${id}`).catch(() => null);
-    if (!response || !response.ok) continue;
-    kept.push(id);
-    track(await response.json());
-  }
-  sessionStorage.setItem(SESSION_KEY, JSON.stringify(kept));
-  // Back on the stage: the latest job still under way, else the latest job.
-  const active = kept.filter((id) => !FINISHED.has(app.jobs.get(id).state));
-  const last = active.length ? active[active.length - 1] : kept[kept.length - 1];
-  if (last) focus(last);
+function countCards() {
+  const n = $("gallery").children.length;
+  $("gallery-wrap").hidden = !n;
+  $("gallery-count").textContent = n ? `(${n})` : "";
+}
+
+async function refreshJobs() {
+  // The server's jobs, as it has them now: new ones tracked, removed ones forgotten.
+  const response = await api("/api/jobs").catch(() => null);
+  if (!response || !response.ok) return [];
+  const jobs = await response.json();
+  const ids = new Set(jobs.map((j) => j.id));
+  for (const id of [...app.jobs.keys()]) if (!ids.has(id)) forget(id);
+  for (const job of jobs.slice().reverse()) track(job);
+  return jobs;
+}
+
+async function loadJobs() {
+  const jobs = await refreshJobs();
+  // On the stage: the latest job still under way, else the latest job.
+  const active = jobs.find((j) => !FINISHED.has(j.state));
+  const last = active || jobs[0];
+  if (last) focus(last.id);
 }
 
 // ---- start ------------------------------------------------------------------------------------
 
 async function init() {
-  const response = await fetch("/api/options");
+  const response = await api("/api/options");
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
   app.options = await response.json();
   $("version").textContent = app.options.version;
   if (app.options.limits.max_styles === 1) {
@@ -555,17 +728,24 @@ async function init() {
     $("style-many").textContent = "one";
   }
   buildOptions();
+  buildPresets();
   buildExamples();
   setUpDrop("content");
   setUpDrop("style");
   $("job-form").addEventListener("submit", start);
-  $("cancel").addEventListener("click", cancel);
+  $("stop").addEventListener("click", () => cancel(true));
+  $("cancel").addEventListener("click", () => cancel(false));
+  $("reuse").addEventListener("click", () => reuseSettings(app.jobs.get(app.current)));
+  $("compare").addEventListener("input", placeSplit);
+  $("stage").addEventListener("load", placeSplit);
+  window.addEventListener("resize", placeSplit);
   $("reset").addEventListener("click", () => {
-    for (const { field, set } of app.controls) set(field.default);
-    clearInvalid();
+    setOptions({});
+    showPreset("");
   });
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshJobs(); });
   setInterval(tick, 500);
-  await restoreSession();
+  await loadJobs();
   document.body.dataset.ready = "true";
 }
 
