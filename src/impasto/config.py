@@ -157,9 +157,9 @@ class StyleConfig:
     )
     tile: int | None = _opt(
         None,
-        "optimise a large image in tiles of this many px a side (rounded down to a multiple "
-        "of 16), with the same result as in one piece, for memory at the cost of time; auto: "
-        "only images whose whole step would not fit in memory; 0: never",
+        "optimise the image in tiles of at most this many px a side (rounded down to a "
+        "multiple of 16), with the same result as in one piece: less memory, more time; auto: "
+        "only when a step in one piece would not fit in the memory available; 0: never",
         "PX",
         none="auto",
     )
