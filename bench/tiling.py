@@ -1,7 +1,7 @@
 """Print size in tiles: peak memory against output size, the cost of a step in tiles, a print.
 
     python bench/tiling.py                 # all three parts (several hours on a 2-core CPU)
-    python bench/tiling.py --only memory   # or speed, or print
+    python bench/tiling.py --only memory   # or speed, or print, or several: memory,speed
     python bench/tiling.py --smoke         # tiny sizes: proves the script runs, measures nothing
 
 1. memory: for each of --sizes, a child process paints the astronaut (square) in Starry Night's
@@ -259,10 +259,23 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
+PARTS = ("memory", "speed", "print")
+
+
+def parts(text: str) -> tuple[str, ...]:
+    chosen = tuple(t.strip() for t in text.split(","))
+    unknown = [t for t in chosen if t not in PARTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown)}: not one of {', '.join(PARTS)}")
+    return chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=("memory", "speed", "print"))
+    parser.add_argument(
+        "--only", type=parts, default=PARTS, help="parts to run, comma-separated (all three)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few steps")
     parser.add_argument(
         "--sizes", type=lambda t: [int(v) for v in t.split(",")], default=[1024, 2048, 4096]
@@ -289,11 +302,11 @@ def main() -> None:
         logs = Path(tmp)
         out = logs if args.smoke else BENCH  # a smoke run leaves nothing behind
         started = time.perf_counter()
-        if args.only in (None, "memory"):
+        if "memory" in args.only:
             results["memory"] = memory(args, logs)
-        if args.only in (None, "speed"):
+        if "speed" in args.only:
             results["speed"] = speed(args, logs)
-        if args.only in (None, "print"):
+        if "print" in args.only:
             results["print"] = print_run(args, logs, out)
         results["seconds"] = time.perf_counter() - started
         text = report(results)
@@ -303,9 +316,10 @@ def main() -> None:
             return
     (BENCH / "tiling.json").write_text(json.dumps(results, indent=1))
     (BENCH / "tiling.md").write_text(text)
-    print(
-        "wrote bench/tiling.md, bench/tiling.json, bench/tiling_print.jpg, bench/tiling_print_full.jpg"
+    figures = (
+        ", bench/tiling_print.jpg, bench/tiling_print_full.jpg" if "print" in args.only else ""
     )
+    print(f"wrote bench/tiling.md, bench/tiling.json{figures}")
 
 
 if __name__ == "__main__":
