@@ -9,7 +9,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from impasto import StyleConfig, Stylizer
+from impasto import StyleConfig, Stylizer, budget
 from impasto.cli import main
 from impasto.features import VGGFeatures
 from impasto.image import load_image, read_metadata, resize_long_side
@@ -151,21 +151,30 @@ def test_a_large_styles_statistics_in_tiles_are_its_statistics():
 
 @pytest.fixture(scope="module")
 def runs(weights_home):
-    """Ten L-BFGS steps at 96 px from the photo: in one piece, in tiles of 32 (9 tiles), and in
-    the same tiles read without their halo (each tile painted as if it were alone at its
-    edges: the mistake the halo is there to prevent). Up to conv3_1, so that 32 px tiles cut
-    a 96 px image for real (the halo is 12 px)."""
+    """Ten L-BFGS steps at 96 px from the photo with --tile auto: in one piece where it fits,
+    in tiles of 32 (9 tiles) on a machine where only those fit, and in the same tiles read
+    without their halo (each tile painted as if it were alone at its edges: the mistake the
+    halo is there to prevent). Up to conv3_1, so that 32 px tiles cut a 96 px image for real
+    (the halo is 12 px)."""
     content = resize_long_side(load_image(EXAMPLES / "astronaut.jpg"), 96)
     style = resize_long_side(load_image(EXAMPLES / "starry_night.jpg"), 96)
     engine = Stylizer(device="cpu", cache=weights_home)
     config = StyleConfig(size=96, iterations=10, scales=1, tolerance=0, **SHALLOW)
-    seen = []
+    assert config.tile is None  # auto
+    whole_seen, seen = [], []
     out = {
         "content": content,
-        "whole": engine.stylize(content, style, config.replace(tile=0)),
-        "tiled": engine.stylize(content, style, config.replace(tile=32), on_progress=seen.append),
-        "tiles": {p.tiles for p in seen},
+        "whole": engine.stylize(content, style, config, on_progress=whole_seen.append),
     }
+    whole_needs = budget.memory_needed(config, 96, 96, 96 * 96)
+    tiled_needs = budget.memory_needed(config, 96, 96, 96 * 96, tile=32)
+    assert tiled_needs < whole_needs
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(budget, "TILE_SIDES", (32,))
+        mp.setattr(budget, "available_memory", lambda device: (whole_needs + tiled_needs) // 2)
+        out["tiled"] = engine.stylize(content, style, config, on_progress=seen.append)
+    out["tiles"] = {p.tiles for p in seen}
+    out["whole tiles"] = {p.tiles for p in whole_seen}
     layers = config.content_layers + config.style_layers
     inputs = Inputs(content, [style], [], [None])
     objective = Objective.build(
@@ -182,7 +191,7 @@ def runs(weights_home):
 def test_a_tiled_run_ends_on_the_pixels_of_the_untiled_run(runs):
     """L-BFGS carries rounding forward from step to step, so 'the same' is: the two differ by a
     small fraction of how far either moved from the photo (0.5% here, on the mean)."""
-    assert runs["tiles"] == {9}
+    assert runs["tiles"] == {9} and runs["whole tiles"] == {0}
     moved = float((runs["whole"] - runs["content"]).abs().mean())
     assert moved > 0.05  # the run did paint
     assert float((runs["tiled"] - runs["whole"]).abs().mean()) < 0.03 * moved
