@@ -856,8 +856,9 @@ def test_attach_negative_values_joins_only_values_to_their_options():
 
 
 def test_style_images_count_in_the_memory_check(capsys, tmp_path, images, no_weights, monkeypatch):
-    """--size 2048 alone fits in 16 GB; a style image at 8x that (16384 px) does not: its pass
-    through the network needs its widest layer whole."""
+    """--size 2048 alone fits in 16 GB; a style image at 8x that (16384 px) does not in one
+    piece: its pass through the network needs its widest layer whole. (In tiles, the default,
+    it fits: tests/test_budget.py.)"""
     import impasto.budget
 
     monkeypatch.setattr(impasto.budget, "available_memory", lambda device: 16 * 2**30)
@@ -867,10 +868,23 @@ def test_style_images_count_in_the_memory_check(capsys, tmp_path, images, no_wei
     assert impasto.budget.memory_needed(config, 1707, 2048) < 16 * 2**30
     _run_bad(
         capsys,
-        ["stylize", content, style, "-o", out, "--size", "2048", "--style-scale", "8"],
+        [
+            "stylize",
+            content,
+            style,
+            "-o",
+            out,
+            "--size",
+            "2048",
+            "--style-scale",
+            "8",
+            "--tile",
+            "0",
+        ],
         2,
         "--size 2048 with --style-scale 8 would need about",
-        "use a smaller --size or --style-scale",
+        "in one piece (--tile 0)",
+        "use --tile auto or a smaller --size or --style-scale",
     )
     assert not out.exists()
 

@@ -497,8 +497,8 @@ def test_style_targets_are_taken_at_each_scales_size(small_pair, weights_home, m
     sizes = []
     real = impasto.engine.style_statistics_of
 
-    def spy(*args):
-        compute = real(*args)
+    def spy(*args, **kwargs):
+        compute = real(*args, **kwargs)
 
         def stats_of(style, mask, what):
             sizes.append(tuple(style.shape[-2:]))

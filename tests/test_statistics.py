@@ -320,3 +320,83 @@ def test_get_statistic():
     with pytest.raises(UsageError, match="did you mean 'gram'") as info:
         get_statistic("grm")
     assert "gram, meancov, histogram" in str(info.value)
+
+
+# -- part by part (tiles) ---------------------------------------------------------------------
+
+TILEABLE = [n for n in ALL if STATISTICS[n].tileable]
+PARTS = [((0, 4), (0, 5)), ((0, 4), (5, 12)), ((4, 10), (0, 7)), ((4, 10), (7, 12))]
+
+
+def _parts(f: torch.Tensor, mask: torch.Tensor | None):
+    for (r0, r1), (c0, c1) in PARTS:
+        yield (
+            (slice(r0, r1), slice(c0, c1)),
+            f[..., r0:r1, c0:c1],
+            None if mask is None else mask[..., r0:r1, c0:c1],
+        )
+
+
+def _soft_mask(dtype=torch.float64) -> torch.Tensor:
+    m = torch.rand(1, 1, 10, 12, generator=torch.Generator().manual_seed(9), dtype=dtype)
+    m[..., :2, :] = 0  # a part of the image outside the region altogether
+    return m
+
+
+def test_only_histogram_cannot_be_taken_part_by_part():
+    assert TILEABLE == ["gram", "meancov"]
+    with pytest.raises(NotImplementedError, match="histogram"):
+        histogram.sums(rand(), None, torch.tensor(120.0))
+
+
+@pytest.mark.parametrize("name", TILEABLE)
+@pytest.mark.parametrize("masked", [False, True])
+def test_sums_of_parts_merge_into_the_statistics_of_the_whole(name, masked):
+    """Parts of a layer, each with the whole's norm, add up to the whole's statistics: the same
+    target as ``of``, and the same distance to a target as ``distance``."""
+    stat = STATISTICS[name]
+    f = rand(c=6, h=10, w=12, seed=31, dtype=torch.float64)
+    mask = _soft_mask() if masked else None
+    norm = stat.norm(mask, 10 * 12)
+    merged = stat.merge([stat.sums(p, m, norm) for _, p, m in _parts(f, mask)])
+    whole, target = stat.of(f, mask), stat.of(rand(c=6, h=9, w=11, seed=32, dtype=torch.float64))
+    for key, value in stat.target(merged).items():
+        assert torch.allclose(value, whole[key], rtol=1e-10, atol=1e-12), key
+    assert stat.compare(merged, target).item() == pytest.approx(
+        stat.distance(f, target, mask).item(), rel=1e-10
+    )
+    # A part left out is missed: the merge is not a mean of whatever parts it gets.
+    fewer = stat.merge([stat.sums(p, m, norm) for _, p, m in list(_parts(f, mask))[1:]])
+    assert stat.compare(fewer, target).item() != pytest.approx(stat.compare(merged, target).item())
+
+
+@pytest.mark.parametrize("name", TILEABLE)
+@pytest.mark.parametrize("masked", [False, True])
+def test_backward_of_each_part_is_its_share_of_the_whole_gradient(name, masked):
+    """The gradient of a loss of the merged statistics, taken part by part from the statistics'
+    gradient, is autograd's gradient of the same loss through the whole feature map."""
+    stat = STATISTICS[name]
+    f = rand(c=6, h=10, w=12, seed=33, dtype=torch.float64).requires_grad_()
+    mask = _soft_mask() if masked else None
+    target = stat.of(rand(c=6, h=9, w=11, seed=34, dtype=torch.float64))
+    stat.distance(f, target, mask).clamp_min(1e-20).sqrt().backward()  # the default 'norm'
+    norm = stat.norm(mask, 10 * 12)
+    merged = stat.merge([stat.sums(p, m, norm) for _, p, m in _parts(f.detach(), mask)])
+    leaves = {k: v.detach().requires_grad_() for k, v in merged.items()}
+    stat.compare(leaves, target).clamp_min(1e-20).sqrt().backward()
+    grads = {k: v.grad for k, v in leaves.items()}
+    pieces = torch.zeros_like(f)
+    for window, p, m in _parts(f.detach(), mask):
+        pieces[(..., *window)] = stat.backward(p, m, norm, merged, grads)
+    assert torch.allclose(pieces, f.grad, rtol=1e-9, atol=1e-12 * float(f.grad.abs().max()))
+
+
+@pytest.mark.parametrize("name", TILEABLE)
+def test_backward_keeps_the_features_layout_and_dtype(name):
+    stat = STATISTICS[name]
+    f = rand(c=6, h=10, w=12, seed=35).contiguous(memory_format=torch.channels_last)
+    norm = stat.norm(None, 120)
+    merged = stat.merge([stat.sums(f, None, norm)])
+    grads = {k: torch.ones_like(v) for k, v in merged.items()}
+    g = stat.backward(f, None, norm, merged, grads)
+    assert g.shape == f.shape and g.dtype == f.dtype

@@ -10,7 +10,18 @@ import torch
 
 from impasto.config import StyleConfig
 from impasto.errors import InputError, UsageError
-from impasto.layers import activations_per_pixel, display_name, min_input_size, plan
+from impasto.layers import (
+    activations_per_pixel,
+    canonical,
+    convs,
+    display_name,
+    min_input_size,
+    plan,
+    pools_before,
+    reach,
+)
+from impasto.statistics import get_statistic
+from impasto.tiles import TileGrid
 
 # Above this many pixels the network recomputes its first blocks in the backward pass instead
 # of keeping them (features.VGGFeatures.recompute): at 2048 x 2048 that keeps 2.6 GiB less.
@@ -21,6 +32,10 @@ REUSE_ALLOWANCE = 64
 BASE_MEMORY = 2**30
 # The widest activation of a forward pass (64 channels at full size), live with its input.
 WIDEST_PASS = 2 * 64
+# The tile sides --tile auto chooses from, largest first (the halo costs less on a larger tile).
+TILE_SIDES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 256)
+# L-BFGS pairs kept however large the image (each is two image-sized float32 vectors).
+MIN_HISTORY = 2
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,21 +81,32 @@ def recomputes(height: int, width: int) -> bool:
 
 def lbfgs_history(height: int, width: int) -> int:
     """L-BFGS memory: 50 pairs as usual, fewer for large images, so that the history (two
-    image-sized float32 vectors per pair) stays under about 0.5 GB (5 pairs at 2048 x 2048)."""
+    image-sized float32 vectors per pair) stays under about 0.5 GB (5 pairs at 2048 x 2048),
+    and past 2048 x 2048 (where images are taken in tiles) MIN_HISTORY pairs whatever that costs:
+    with fewer, L-BFGS is little more than a gradient descent."""
     per_pair = 2 * 3 * height * width * 4
-    return max(5, min(50, 2**29 // per_pair))
+    floor = 5 if height * width <= 2048 * 2048 else MIN_HISTORY
+    return max(floor, min(50, 2**29 // per_pair))
 
 
-def memory_needed(config: StyleConfig, height: int, width: int, style_pixels: int = 0) -> int:
-    """Bytes a CPU run at this output size needs at its peak.
+def memory_needed(
+    config: StyleConfig, height: int, width: int, style_pixels: int = 0, tile: int = 0
+) -> int:
+    """Bytes a CPU run at this output size needs at its peak, in one piece or (``tile``) in
+    tiles of that side.
 
-    The steps keep the activations the backward pass needs, one gradient of a 64-channel layer
-    at full size (the losses are taken layer by layer, so that is the widest buffer alive), the
-    L-BFGS history, blocks freed but kept for reuse (up to RECOMPUTE_PIXELS), and the program
-    itself. Before the steps, each style image goes through the network once without
-    gradients: ``style_pixels`` is the largest of them, and that pass needs its widest layer
-    and that layer's input at once.
+    In one piece, the steps keep the activations the backward pass needs, one gradient of a
+    64-channel layer at full size (the losses are taken layer by layer, so that is the widest
+    buffer alive), the L-BFGS history, blocks freed but kept for reuse (up to
+    RECOMPUTE_PIXELS), and the program itself. Before the steps, each style image goes through
+    the network once without gradients: ``style_pixels`` is the largest of them, and that pass
+    needs its widest layer and that layer's input at once.
+
+    In tiles, those passes hold one crop at a time (a tile and its halo), and what is as large
+    as the image stays: see ``image_memory``.
     """
+    if tile:
+        return tiled_memory(config, height, width, style_pixels, tile)
     pixels = height * width
     layers = config.content_layers + config.style_layers
     recompute = recomputes(height, width)
@@ -92,6 +118,121 @@ def memory_needed(config: StyleConfig, height: int, width: int, style_pixels: in
     steps = (kept + 64 + history + kept_freed) * 4 * pixels
     style_pass = WIDEST_PASS * 4 * style_pixels
     return int(max(steps, style_pass) + BASE_MEMORY)
+
+
+def image_memory(config: StyleConfig, height: int, width: int, style_pixels: int = 0) -> int:
+    """Bytes of a tiled run that no tile size changes: the image, its gradient and the
+    optimiser's state (for L-BFGS the last image, the last gradient, the history and which
+    pixels were held), the content's features at the content layers, a mask per layer (for
+    regions), and the inputs themselves (the photo and the styles)."""
+    pixels = height * width
+    layers = config.content_layers + config.style_layers
+    if config.optimizer == "lbfgs":  # see optimize.BoxLBFGS; its masks take a byte a value
+        state = (2 + 2 * lbfgs_history(height, width)) * 3 * 4 + 3 * 3
+    else:  # Adam's two moments, and as much again inside its step
+        state = 4 * 3 * 4
+    targets = sum(_values_per_pixel(layer, config) for layer in config.content_layers) * 4
+    masks = sum(4 / 4 ** pools_before(layer, config.network) for layer in layers)
+    inputs = 3 * 4
+    per_pixel = 2 * 3 * 4 + state + targets + masks + inputs
+    return int(per_pixel * pixels + 3 * 4 * style_pixels)
+
+
+def tile_memory(config: StyleConfig, crop_pixels: int) -> int:
+    """Bytes one crop of ``crop_pixels`` holds in a pass with gradients (its activations, the
+    widest gradient, its image and gradient)."""
+    layers = config.content_layers + config.style_layers
+    kept = activations_per_pixel(
+        layers, config.network, pooling=config.pooling, recompute=crop_pixels > RECOMPUTE_PIXELS
+    )
+    return int((kept + 64 + 6) * 4 * crop_pixels)
+
+
+def tiled_memory(config: StyleConfig, height: int, width: int, style_pixels: int, tile: int) -> int:
+    """``memory_needed`` in tiles of ``tile`` px: the image-sized buffers, plus the largest
+    of one crop's pass with gradients and the passes without (which take larger tiles)."""
+    grid = tile_grid(config, height, width, tile)
+    crop = tile_memory(config, grid.largest_crop)
+    stats = (
+        WIDEST_PASS * 4 * tile_grid(config, height, width, stats_tile(config, tile)).largest_crop
+    )
+    return int(image_memory(config, height, width, style_pixels) + max(crop, stats) + BASE_MEMORY)
+
+
+def tile_grid(config: StyleConfig, height: int, width: int, tile: int) -> TileGrid:
+    """The tiles of an image of this size for ``config``'s network and layers."""
+    return TileGrid.of(
+        height, width, tile, config.content_layers + config.style_layers, config.network
+    )
+
+
+def stats_tile(config: StyleConfig, tile: int) -> int:
+    """The tile side for passes without gradients when those with take ``tile``: as large as
+    fits in what one of those crops holds (a pass without gradients holds its widest layer and
+    that layer's input, not every activation)."""
+    layers = config.content_layers + config.style_layers
+    halo = sum(reach(layers, config.network))
+    budget = tile_memory(config, (tile + halo) ** 2) / (WIDEST_PASS * 4)
+    return max(tile, int(budget**0.5) - halo)
+
+
+def plan_grids(
+    config: StyleConfig,
+    height: int,
+    width: int,
+    style_pixels: int = 0,
+    available: int | None = None,
+) -> tuple[TileGrid, TileGrid] | None:
+    """The tiles of a scale of this size (see ``plan_tile``) for the passes with gradients and
+    for those without (larger); None: in one piece."""
+    tile = plan_tile(config, height, width, style_pixels, available)
+    if not tile:
+        return None
+    return tile_grid(config, height, width, tile), tile_grid(
+        config, height, width, stats_tile(config, tile)
+    )
+
+
+def plan_tile(
+    config: StyleConfig,
+    height: int,
+    width: int,
+    style_pixels: int = 0,
+    available: int | None = None,
+) -> int:
+    """The side of the tiles an image of this size is optimised in; 0: in one piece.
+
+    ``--tile 0``: never; ``--tile N``: N. Auto: 0 if the whole image fits in ``available``
+    bytes, else the largest of TILE_SIDES that fits (the smallest if none does:
+    ``check_sizes`` then refuses the run). Where the image is one tile, only the passes
+    without gradients over a larger style image are tiled. Statistics that cannot be taken in
+    tiles (histogram) are refused where the image would need more than one.
+    """
+    if config.tile == 0:
+        return 0
+    if config.tile is not None:
+        tile = config.tile
+    elif available is None or memory_needed(config, height, width, style_pixels) <= available:
+        return 0
+    else:
+        fits = [
+            t
+            for t in TILE_SIDES
+            if memory_needed(config, height, width, style_pixels, tile=t) <= available
+        ]
+        tile = max(fits, default=min(TILE_SIDES))
+    if not get_statistic(config.style_loss).tileable:
+        if len(tile_grid(config, height, width, tile)) == 1:
+            return 0
+        whole = memory_needed(config, height, width, style_pixels)
+        have = "" if available is None else f" and this machine has {gigabytes(available)}"
+        advice = "--tile 0" if config.tile else "a smaller --size"
+        raise UsageError(
+            f"--style-loss {config.style_loss} cannot be optimised in tiles (its sorting needs "
+            f"every value of a layer at once); in one piece --size {config.size} needs about "
+            f"{gigabytes(whole)} of memory{have}: use --style-loss gram or meancov, or {advice}"
+        )
+    return tile
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -145,8 +286,9 @@ def check_sizes(
     style_pixels = max(
         (a * b for what, (a, b) in sizes.items() if what != "content image"), default=0
     )
-    need_bytes = memory_needed(config, h, w, style_pixels)
     have = available_memory(device)
+    tile = plan_tile(config, h, w, style_pixels, have)
+    need_bytes = memory_needed(config, h, w, style_pixels, tile=tile)
     if have is not None and need_bytes > have:
         scaled = any(s > 1 for s in config.style_scale)
         styles = (
@@ -154,11 +296,29 @@ def check_sizes(
             if scaled
             else ""
         )
+        if tile:
+            fixed = gigabytes(image_memory(config, h, w, style_pixels) + BASE_MEMORY)
+            how = (
+                f" even in tiles of {tile_grid(config, h, w, tile).tile} px (the image, the "
+                f"optimiser's state and the content's features alone take {fixed})"
+            )
+            advice = "a smaller --size" if config.tile is None else "a smaller --tile or --size"
+        else:
+            how = " in one piece (--tile 0)" if config.tile == 0 else ""
+            advice = "--tile auto or a smaller --size" if config.tile == 0 else "a smaller --size"
         raise UsageError(
-            f"--size {config.size}{styles} would need about {gigabytes(need_bytes)} of memory and "
-            f"this machine has {gigabytes(have)} available; use a smaller --size"
+            f"--size {config.size}{styles} would need about {gigabytes(need_bytes)} of memory"
+            f"{how} and this machine has {gigabytes(have)} available; use {advice}"
             + (" or --style-scale" if scaled else "")
         )
+
+
+def _values_per_pixel(layer: str, config: StyleConfig) -> float:
+    """Values per input pixel of one layer's feature map (its channels over its area)."""
+    canon = canonical(layer, config.network)
+    block = int(canon[4])
+    channels = [c for name, _, c in convs(config.network) if int(name[4]) == block][-1]
+    return channels / 4 ** pools_before(layer, config.network)
 
 
 def gigabytes(n: float) -> str:

@@ -43,6 +43,7 @@ SINGLE_SCALE_ITERATIONS = 200
 MAX_SIZE = 16384
 MAX_STEPS = 100_000  # per scale
 MAX_SCALES = 12
+MIN_TILE = 16  # one cell of VGG's pooling grid up to conv5_1
 MAX_STYLE_SCALE = 8.0
 MAX_WEIGHT = 1e6
 MAX_LR = 255.0  # one step across the whole 0-255 range
@@ -154,6 +155,14 @@ class StyleConfig:
         "arithmetic of the network (autocast); the image, losses and Gram matrices stay float32. "
         "auto: bf16 on CUDA GPUs that have it, else fp16 there; fp32 on CPUs and Apple GPUs",
     )
+    tile: int | None = _opt(
+        None,
+        "optimise the image in tiles of at most this many px a side (rounded down to a "
+        "multiple of 16), with the same result as in one piece: less memory, more time; auto: "
+        "only when a step in one piece would not fit in the memory available; 0: never",
+        "PX",
+        none="auto",
+    )
 
     def __post_init__(self) -> None:
         # Python callers may give lists, single numbers and comma-separated text too.
@@ -179,6 +188,8 @@ class StyleConfig:
         _check_int("seed", self.seed, 0, MAX_SEED)
         if self.scales is not None:
             _check_int("scales", self.scales, 1, MAX_SCALES)
+        if self.tile is not None and self.tile != 0:
+            _check_int("tile", self.tile, MIN_TILE, MAX_SIZE, "px (or 0: never tile)")
         if self.iterations is not None:
             if not self.iterations:
                 raise UsageError("--iterations needs at least one value")

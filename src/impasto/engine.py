@@ -27,9 +27,8 @@ from typing import Any, Literal
 
 import torch
 
-from impasto import color
+from impasto import budget, color
 from impasto.allocator import reuse_freed_memory
-from impasto.budget import compute_dtype, lbfgs_history, recomputes, resolve_device
 from impasto.checkpoint import CHECKPOINT_EVERY, load_checkpoint, save_checkpoint, to_device
 from impasto.config import StyleConfig
 from impasto.features import VGGFeatures
@@ -71,7 +70,7 @@ class Stylizer:
         cache: str | os.PathLike[str] | None = None,
         weights: dict[str, dict[str, torch.Tensor]] | None = None,
     ) -> None:
-        self.device = resolve_device(device)
+        self.device = budget.resolve_device(device)
         self.cache = cache
         self._weights = dict(weights or {})
         self._nets: dict[tuple[Any, ...], VGGFeatures] = {}
@@ -102,12 +101,13 @@ class Stylizer:
                 self._nets[key] = net.to(self.device)
             return self._nets[key]
 
-    def _stats_of(self, net: VGGFeatures, config: StyleConfig, dtype: torch.dtype | None) -> Any:
-        """A ``stats_of`` for Objective.build that remembers each style's statistics by the
-        pixels the network sees, so the same style at the same size is computed once."""
-        compute = style_statistics_of(
-            net, get_statistic(config.style_loss), config.style_layers, self.device, dtype
-        )
+    def _stats_of(
+        self, net: VGGFeatures, config: StyleConfig, dtype: torch.dtype | None, tile: int = 0
+    ) -> Any:
+        """A ``stats_of`` for Objective.build (tiles of ``tile`` px) that remembers each style's
+        statistics by the pixels the network sees: the same style and size are computed once."""
+        stat = get_statistic(config.style_loss)
+        compute = style_statistics_of(net, stat, config.style_layers, self.device, dtype, tile=tile)
         base = (
             config.network,
             config.pooling,
@@ -231,11 +231,12 @@ class Stylizer:
         )
         first = state["scale"] if state is not None else 0
         run.before = state.get("before", 0.0) if state is not None else 0.0
+        run.available = budget.available_memory(self.device)  # before this run holds any of it
         image = None if state is not None else run.start(init)  # a bad --init costs no weights
         net = self.network(config)
         # Freed blocks stay in the process for the next step (impasto.allocator), on a CPU and
         # while the image stays small enough that activations are not recomputed.
-        keep = self.device.type == "cpu" and not recomputes(*inputs.content.shape[-2:])
+        keep = self.device.type == "cpu" and not budget.recomputes(*inputs.content.shape[-2:])
         with reuse_freed_memory(enabled=keep):
             for index in range(first, len(schedule)):
                 resuming = state if index == first else None
@@ -257,6 +258,7 @@ class _Run:
     checkpoint_extra: dict[str, Any] | None
     extra: ExtraTerms | None
     before: float = 0.0  # seconds spent in earlier scales
+    available: int | None = None  # bytes of memory free when the run began
 
     def start(self, init: torch.Tensor | None) -> torch.Tensor:
         """The image the first scale starts from, at that scale's size."""
@@ -281,22 +283,21 @@ class _Run:
         long_side, steps = schedule[index]
         scaled = self.inputs.at(config, long_side)
         h, w = scaled.content.shape[-2:]
-        if previous is None:  # resuming: the checkpoint's image replaces this one
-            init = scaled.content
-        else:
-            init = resize_to(previous, h, w)
-            init = color.luminance(init) if config.colors == "luminance" else init
         coarse = index == 0 and len(schedule) > 1
-        dtype = compute_dtype(config.precision, engine.device)
+        dtype = budget.compute_dtype(config.precision, engine.device)
+        # In tiles where memory requires it (impasto.tiling): the same loss and gradient.
+        style_pixels = max(s.shape[-2] * s.shape[-1] for s in scaled.styles)
+        tiles = budget.plan_grids(config, h, w, style_pixels, self.available)
         objective = Objective.build(
             net,
             config,
             scaled,
             device=engine.device,
             style_weight=config.style_weight * (config.coarse_style if coarse else 1.0),
-            stats_of=engine._stats_of(net, config, dtype),
+            stats_of=engine._stats_of(net, config, dtype, tiles[1].tile if tiles else 0),
             dtype=dtype,
             extra=self.extra,
+            tiles=tiles,
         )
         offset = sum(n for _, n in schedule[:index])
         total = sum(n for _, n in schedule)
@@ -317,6 +318,7 @@ class _Run:
                         image=None if p.image is None else finish(p.image),
                         scale=index + 1,
                         scales=len(schedule),
+                        tiles=len(getattr(objective, "grid", ())),
                     )
                 )
 
@@ -332,13 +334,13 @@ class _Run:
 
         started = time.perf_counter() - (state["elapsed"] if state is not None else 0.0)
         result = optimize(
-            init.to(engine.device),
+            self.start_of_scale(previous, scaled).to(engine.device),
             objective,
             optimizer=config.optimizer,
             iterations=steps,
             lr=config.lr,
             tolerance=config.tolerance,
-            history_size=lbfgs_history(h, w),
+            history_size=budget.lbfgs_history(h, w),
             on_progress=report,
             on_checkpoint=save if self.checkpoint is not None else None,
             checkpoint_every=self.checkpoint_every,
@@ -346,6 +348,14 @@ class _Run:
         )
         self.before += time.perf_counter() - started
         return finish(result)
+
+    def start_of_scale(self, previous: torch.Tensor | None, scaled: Inputs) -> torch.Tensor:
+        """The last scale's result at this size (None when resuming: the checkpoint's image
+        replaces it), handed to the optimiser and not kept: at print size a copy is 201 MB."""
+        if previous is None:
+            return scaled.content
+        init = resize_to(previous, *scaled.content.shape[-2:])
+        return color.luminance(init) if self.config.colors == "luminance" else init
 
 
 def _digest(t: torch.Tensor) -> str:
@@ -374,7 +384,7 @@ def default_engine(
     device: str = "auto", cache: str | os.PathLike[str] | None = None, network: str = "vgg19"
 ) -> Stylizer:
     """The engine that :func:`stylize` and :func:`resume` use, built once per device and cache."""
-    key = (resolve_device(device).type, None if cache is None else os.fspath(cache))
+    key = (budget.resolve_device(device).type, None if cache is None else os.fspath(cache))
     with _DEFAULT_LOCK:
         if key not in _DEFAULT:
             _DEFAULT[key] = Stylizer(network, key[0], cache=cache)  # type: ignore[arg-type]

@@ -120,6 +120,36 @@ def receptive_radius(layers: Iterable[str], network: str) -> int:
     return radius
 
 
+def reach(layers: Iterable[str], network: str) -> tuple[int, int]:
+    """How far (px) before and after a span of input pixels the pixels that can change the
+    features of that span reach, at every one of ``layers``: the halo a tile needs.
+
+    A span [a, b) of the input, with a and b on the pooling grid (multiples of
+    ``pooling_grid``), is the span [a / s, b / s) of a layer at stride s; its features there
+    depend on the input pixels [a - before, b + after) and no others. Traced back through the
+    plan: a 3x3 convolution (padding 1) widens a span by one cell on each side, a 2x2 pool
+    doubles its ends. (``receptive_radius`` is the reach of one position, measured from its
+    first pixel: 85 px to conv5_1 on VGG-19, where a span's is 70 on each side.)
+    """
+    order = plan(layers, network)
+    wanted = {canonical(n, network) for n in layers}
+    before = after = 0
+    for i, name in enumerate(order):
+        if name not in wanted:
+            continue
+        lo, hi = 0, 0  # the span [a, b) at this layer, with a = b = 0, traced back to the input
+        for op in reversed(order[: i + 1]):
+            lo, hi = (2 * lo, 2 * hi) if op.startswith("pool") else (lo - 1, hi + 1)
+        before, after = max(before, -lo), max(after, hi)
+    return before, after
+
+
+def pooling_grid(layers: Iterable[str], network: str) -> int:
+    """The stride (px) of the deepest of ``layers``: tiles cut on multiples of it see the same
+    2x2 pooling windows as the whole image."""
+    return 2 ** pools_before(plan(layers, network)[-1], network)
+
+
 def segments(layers: Iterable[str], network: str) -> list[list[str]]:
     """The forward pass cut after each of ``layers``: lists of operations (reluB_L, poolB)."""
     wanted = {canonical(n, network) for n in layers}

@@ -170,12 +170,24 @@ class ContentLoss(nn.Module):
             total = total + self.layer_term(name, features[name])
         return total
 
-    def layer_term(self, name: str, features: torch.Tensor) -> torch.Tensor:
-        """One layer's share of ``forward`` (0 for a layer this loss does not use)."""
+    def layer_term(
+        self, name: str, features: torch.Tensor, window: tuple[slice, slice] | None = None
+    ) -> torch.Tensor:
+        """One layer's share of ``forward`` (0 for a layer this loss does not use).
+
+        With ``window`` (rows, columns of the layer), ``features`` are those of that window
+        only, and the term is its share of the whole layer's: the windows of a partition add
+        up to the layer's term (impasto.tiling).
+        """
         if name not in self.layers:
             return torch.zeros((), device=self.target0.device)
         i = self.layers.index(name)
-        return getattr(self, f"scale{i}") * content_loss(features, getattr(self, f"target{i}"))
+        target, scale = getattr(self, f"target{i}"), getattr(self, f"scale{i}")
+        if window is None:
+            return scale * content_loss(features, target)
+        part = target[..., window[0], window[1]]
+        squares = (_at_least_float32(features) - part).square().sum()
+        return scale * squares / target.numel()
 
 
 @dataclass
@@ -237,13 +249,19 @@ class StyleLoss(nn.Module):
         for t in self.targets:
             mask = t.masks[name] if t.masks is not None else None
             d = self.statistic.distance(features, t.stats[name], mask, relative=self.relative)
-            if not self.squared:
-                # The distance itself: its gradient has the same size however near the target
-                # is, so layers already close keep pulling. (0 only at an exact match, where
-                # the clamp stops the gradient instead of making it infinite.)
-                d = d.clamp_min(1e-20).sqrt()
-            total = total + (t.weight * w) * d
+            total = total + self.weigh(d, t, w)
         return total
+
+    def weigh(
+        self, distance: torch.Tensor, target: StyleTarget, layer_weight: float
+    ) -> torch.Tensor:
+        """One target's term at one layer from its distance (squared, or its root)."""
+        if not self.squared:
+            # The distance itself: its gradient has the same size however near the target
+            # is, so layers already close keep pulling. (0 only at an exact match, where
+            # the clamp stops the gradient instead of making it infinite.)
+            distance = distance.clamp_min(1e-20).sqrt()
+        return (target.weight * layer_weight) * distance
 
 
 class TVLoss(nn.Module):

@@ -19,6 +19,8 @@ from impasto.features import VGGFeatures
 from impasto.inputs import Inputs
 from impasto.losses import ContentLoss, StyleLoss, StyleTarget, TVLoss
 from impasto.statistics import StyleStatistic, get_statistic
+from impasto.tiles import TileGrid
+from impasto.tiling import TiledObjective, features_in_tiles, layer_sizes, statistics_in_tiles
 
 Terms = dict[str, torch.Tensor]
 # Extra loss terms of an image (e.g. video's temporal term): weighted, differentiable.
@@ -74,27 +76,43 @@ class Objective:
         stats_of: StatsOf | None = None,
         dtype: torch.dtype | None = None,
         extra: ExtraTerms | None = None,
-    ) -> Objective:
+        tiles: tuple[TileGrid, TileGrid] | None = None,
+    ) -> Objective | TiledObjective:
         """The objective of ``scaled`` (the inputs at this scale) under ``config``.
 
         ``stats_of(style, mask, what)`` gives a style image's statistics at the style layers; an
         engine passes one that remembers them, so a batch in one style computes them once.
+        With ``tiles`` (the grids of the passes with gradients and without, see
+        ``budget.plan_grids``), for an image whose whole step would not fit in memory, the
+        content's features are taken tile by tile, and so is every step (impasto.tiling).
         """
+        grid = None if tiles is None else tiles[1]
         content, styles = scaled.colored(config)
         relative = config.loss_normalization == "relative"
         stat = get_statistic(config.style_loss)
         if stats_of is None:
-            stats_of = style_statistics_of(net, stat, config.style_layers, device, dtype)
+            tile = 0 if grid is None else grid.tile
+            stats_of = style_statistics_of(net, stat, config.style_layers, device, dtype, tile=tile)
+        layers = config.content_layers + config.style_layers
+        sizes = layer_sizes(*content.shape[-2:], layers, config.network)
         with torch.no_grad():
-            content_features = net(content.to(device), dtype=dtype)
-            content_target = ContentLoss(
-                {name: content_features[name] for name in config.content_layers}, relative=relative
-            )
+            if grid is None:
+                found = net(content.to(device), dtype=dtype)
+                content_features = {name: found[name] for name in config.content_layers}
+                del found
+            else:
+                content_features = features_in_tiles(
+                    net, content, grid, config.content_layers, device=device, dtype=dtype
+                )
+            content_target = ContentLoss(content_features, relative=relative)
+            del content_features
             per_style = [
                 stats_of(s, m, f"style mask {i}")
                 for i, (s, m) in enumerate(zip(styles, scaled.style_masks), 1)
             ]
-            targets = style_targets(config, stat, per_style, scaled.content_masks, content_features)
+            targets = style_targets(
+                config, stat, per_style, scaled.content_masks, sizes, device=device
+            )
         style_loss = StyleLoss(
             targets,
             dict(zip(config.style_layers, config.normalized_style_layer_weights)),
@@ -103,7 +121,7 @@ class Objective:
             squared=config.style_distance == "squared",
         )
         weights = {"content": config.content_weight, "style": style_weight, "tv": config.tv_weight}
-        return cls(
+        objective = cls(
             net,
             content_target,
             style_loss,
@@ -113,6 +131,9 @@ class Objective:
             recompute=recomputes(*content.shape[-2:]),
             extra=extra,
         )
+        if tiles is None or len(tiles[0]) == 1:  # one tile: the step is the whole image's
+            return objective
+        return TiledObjective(objective, *tiles)
 
     def terms(self, x: torch.Tensor) -> Terms:
         """The weighted terms of ``x``, differentiable."""
@@ -149,10 +170,16 @@ def style_statistics_of(
     layers: Sequence[str],
     device: torch.device,
     dtype: torch.dtype | None = None,
+    *,
+    tile: int = 0,
 ) -> StatsOf:
-    """``(style, mask, what) -> {layer: statistics}``, computed with ``net`` at the style's size."""
+    """``(style, mask, what) -> {layer: statistics}``, computed with ``net`` at the style's size
+    (in tiles of ``tile`` px where the style is larger than that, and the statistic allows)."""
 
     def stats_of(style: torch.Tensor, mask: torch.Tensor | None, what: str) -> StyleStats:
+        h, w = style.shape[-2:]
+        if tile and stat.tileable and max(h, w) > tile:
+            return _in_tiles(style, mask, what)
         with torch.no_grad():
             features = net(style.to(device), dtype=dtype)
             out = {}
@@ -165,6 +192,20 @@ def style_statistics_of(
                 out[layer] = stat.of(f, m)
             return out
 
+    def _in_tiles(style: torch.Tensor, mask: torch.Tensor | None, what: str) -> StyleStats:
+        h, w = style.shape[-2:]
+        masks = None
+        if mask is not None:
+            masks = {}
+            for layer, size in layer_sizes(h, w, layers, net.network).items():
+                masks[layer] = regions.at_size(mask.to(device), size)
+                regions.check_at_layer(masks[layer], layer, what)
+        grid = TileGrid.of(h, w, tile, layers, net.network)
+        merged = statistics_in_tiles(
+            net, stat, style, grid, layers, {None: masks}, device=device, dtype=dtype
+        )[None]
+        return {layer: stat.target(merged[layer]) for layer in layers}
+
     return stats_of
 
 
@@ -173,7 +214,9 @@ def style_targets(
     stat: StyleStatistic,
     per_style: list[StyleStats],
     content_masks: list[torch.Tensor],
-    content_features: Mapping[str, torch.Tensor],
+    sizes: Mapping[str, tuple[int, int]],
+    *,
+    device: torch.device,
 ) -> list[StyleTarget]:
     """The style statistics to match, per output region.
 
@@ -196,9 +239,8 @@ def style_targets(
         if area is None:
             targets.append(StyleTarget(stats, None, w / mean_weight))
             continue
-        device = next(iter(content_features.values())).device
         area = area.to(device)
-        masks = {layer: regions.at_layer(area, content_features[layer]) for layer in layers}
+        masks = {layer: regions.at_size(area, sizes[layer]) for layer in layers}
         for layer, m in masks.items():
             regions.check_at_layer(m, layer, f"the region of style {i}")
         targets.append(StyleTarget(stats, masks, w / mean_weight * float(area.mean())))

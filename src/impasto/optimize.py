@@ -51,6 +51,7 @@ class Progress:
     image: torch.Tensor | None = field(default=None, repr=False)
     scale: int = 1  # which scale of a coarse-to-fine run (1 = the smallest)
     scales: int = 1
+    tiles: int = 0  # how many tiles each step of this scale is taken in (0: the whole image)
 
     def replace(self, **changes: Any) -> Progress:
         return dataclasses.replace(self, **changes)
@@ -68,6 +69,11 @@ class BoxLBFGS:
     of the projected gradient (a pixel held at a bound whose descent points outward does not
     count), so bright and dark regions converge like the rest. Steps are unit length, as in
     Gatys et al.'s code, with the usual initial scaling gamma = s.y / y.y.
+
+    Besides its history it keeps two image-sized vectors (the last image, and the next pair's y
+    less the next gradient), and a step allocates nothing else as large: the direction is made
+    in the gradient's own buffer, and each new pair in the buffers of those two. At print size
+    (4096 x 4096 px) each such vector is 201 MB.
     """
 
     def __init__(self, history_size: int = 50) -> None:
@@ -76,13 +82,29 @@ class BoxLBFGS:
         self.y: list[torch.Tensor] = []
         self.rho: list[float] = []
         self.prev_x: torch.Tensor | None = None
-        self.prev_g: torch.Tensor | None = None
+        self.next_y: torch.Tensor | None = None  # minus the last projected gradient
         self.prev_blocked: torch.Tensor | None = None
         self.prev_loss: float | None = None
         self.restarts = 0
 
-    def step(self, x: torch.Tensor, grad: torch.Tensor, loss: float | None = None) -> None:
-        """Move ``x`` (in place) given its gradient (and its loss, for the blow-up guard)."""
+    @property
+    def prev_g(self) -> torch.Tensor | None:
+        """The last projected gradient."""
+        return None if self.next_y is None else -self.next_y
+
+    def step(
+        self,
+        x: torch.Tensor,
+        grad: torch.Tensor,
+        loss: float | None = None,
+        *,
+        reuse_grad: bool = False,
+    ) -> None:
+        """Move ``x`` (in place) given its gradient (and its loss, for the blow-up guard).
+
+        ``reuse_grad``: the step may work in ``grad``'s memory, which then holds the step's
+        direction (``optimize`` does that with ``x.grad``, dropped before the next evaluation).
+        """
         if loss is not None and self.prev_loss is not None and loss > BLOW_UP * self.prev_loss:
             # The last step made things far worse (unit steps with no line search can, when the
             # curvature pairs are poor, e.g. right after a jump in scale): undo it and start
@@ -91,7 +113,7 @@ class BoxLBFGS:
             with torch.no_grad():
                 x.copy_(self.prev_x.view_as(x))
             grad, loss = self.prev_g.view_as(x), self.prev_loss
-            self.s, self.y, self.rho, self.prev_x, self.prev_g, self.prev_blocked = (
+            self.s, self.y, self.rho, self.prev_x, self.next_y, self.prev_blocked = (
                 [],
                 [],
                 [],
@@ -101,23 +123,26 @@ class BoxLBFGS:
             )
             self.restarts += 1
         self.prev_loss = loss
-        g = grad.flatten().float()
+        g = grad.detach().reshape(-1).float()
         flat = x.detach().flatten()
         blocked = ((flat <= 0) & (g > 0)) | ((flat >= 1) & (g < 0))
-        g = g.masked_fill(blocked, 0.0)
-        if self.prev_x is not None and self.prev_g is not None:
+        g = g.masked_fill_(blocked, 0.0) if reuse_grad else g.masked_fill(blocked, 0.0)
+        if self.prev_x is not None and self.next_y is not None:
             # Curvature only from pixels free at both ends of the move: the clamp cut the others'
             # steps short, and their gradients were zeroed, which says nothing of the curvature.
             held = blocked | self.prev_blocked
-            s = (flat - self.prev_x).masked_fill_(held, 0.0)
-            y = (g - self.prev_g).masked_fill_(held, 0.0)
+            s = self.prev_x.neg_().add_(flat).masked_fill_(held, 0.0)  # x - prev_x, in place
+            y = self.next_y.add_(g).masked_fill_(held, 0.0)  # g - prev_g, in place
+            self.prev_x = self.next_y = None
             sy = float(torch.dot(s, y))
             if sy > 1e-10:
-                self.s.append(s), self.y.append(y), self.rho.append(1.0 / sy)
-                if len(self.s) > self.history_size:
+                if len(self.s) >= self.history_size:  # make room first: no pair too many alive
                     del self.s[0], self.y[0], self.rho[0]
-        # Two-loop recursion: d = -H g.
-        q = g.clone()
+                self.s.append(s), self.y.append(y), self.rho.append(1.0 / sy)
+            del s, y
+        self.next_y, self.prev_x, self.prev_blocked = g.neg(), flat.clone(), blocked
+        # Two-loop recursion, d = -H g, in the gradient's buffer (its values are kept above).
+        q = g
         alphas = []
         for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
             alpha = rho * float(torch.dot(s, q))
@@ -128,38 +153,41 @@ class BoxLBFGS:
                 float(torch.dot(self.s[-1], self.y[-1])) / float(torch.dot(self.y[-1], self.y[-1]))
             )
         else:
-            q.mul_(min(1.0, 1.0 / max(float(g.abs().sum()), 1e-12)))
+            q.mul_(min(1.0, 1.0 / max(float(self.next_y.abs().sum()), 1e-12)))
         for s, y, rho, alpha in zip(self.s, self.y, self.rho, reversed(alphas)):
             beta = rho * float(torch.dot(y, q))
             q.add_(s, alpha=alpha - beta)
-        self.prev_x, self.prev_g, self.prev_blocked = flat.clone(), g, blocked
         with torch.no_grad():
             x.sub_(q.view_as(x).to(x.dtype)).clamp_(0, 1)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything the next step depends on, as tensors (for a checkpoint)."""
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next step depends on, as tensors (for a checkpoint). The history is
+        a list of the pairs themselves, not a copy stacked into one tensor."""
         if self.prev_x is None:
             return {}
         assert self.prev_g is not None and self.prev_blocked is not None
-        state = {"prev_x": self.prev_x, "prev_g": self.prev_g, "prev_blocked": self.prev_blocked}
+        state: dict[str, Any] = {
+            "prev_x": self.prev_x,
+            "prev_g": self.prev_g,
+            "prev_blocked": self.prev_blocked,
+        }
         if self.prev_loss is not None:
             state["prev_loss"] = torch.tensor(self.prev_loss, dtype=torch.float64)
         if self.s:
             state |= {
-                "s": torch.stack(self.s),
-                "y": torch.stack(self.y),
+                "s": list(self.s),
+                "y": list(self.y),
                 "rho": torch.tensor(self.rho, dtype=torch.float64),
             }
         return state
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.prev_x, self.prev_g, self.prev_blocked = (
-            state.get("prev_x"),
-            state.get("prev_g"),
-            state.get("prev_blocked"),
-        )
-        self.s = list(state["s"].unbind()) if "s" in state else []
-        self.y = list(state["y"].unbind()) if "y" in state else []
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        prev_g = state.get("prev_g")
+        self.prev_x, self.prev_blocked = state.get("prev_x"), state.get("prev_blocked")
+        self.next_y = None if prev_g is None else -prev_g
+        # Checkpoints written before the history was a list hold it stacked in one tensor.
+        self.s = list(state["s"]) if "s" in state else []
+        self.y = list(state["y"]) if "y" in state else []
         self.rho = state["rho"].tolist() if "rho" in state else []
         self.prev_loss = float(state["prev_loss"]) if "prev_loss" in state else None
 
@@ -211,6 +239,7 @@ def optimize(
         .clamp_(0, 1)
         .requires_grad_(True)
     )
+    del image  # a start the caller does not keep is freed now, not at the end of the run
     if optimizer == "lbfgs":
         lbfgs = BoxLBFGS(history_size)
     elif optimizer == "adam":
@@ -259,7 +288,7 @@ def optimize(
             assert x.grad is not None
             updating = True
             if optimizer == "lbfgs":
-                lbfgs.step(x, x.grad, total)
+                lbfgs.step(x, x.grad, total, reuse_grad=True)
             else:
                 adam.step()
                 with torch.no_grad():

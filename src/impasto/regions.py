@@ -78,7 +78,15 @@ def at_layer(mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     Shape: (1, 1, H, W), (1, C, h, w) -> (1, 1, h, w).
     """
     h, w = features.shape[-2:]
-    return F.interpolate(mask, size=(h, w), mode="area") if mask.shape[-2:] != (h, w) else mask
+    return at_size(mask, (h, w))
+
+
+def at_size(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The mask at a layer of ``size`` (h, w), known without its features (area average).
+
+    Shape: (1, 1, H, W) -> (1, 1, h, w).
+    """
+    return F.interpolate(mask, size=size, mode="area") if tuple(mask.shape[-2:]) != size else mask
 
 
 def check_at_layer(mask: torch.Tensor, layer: str, what: str) -> None:

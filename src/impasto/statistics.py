@@ -16,6 +16,15 @@ on the output (a matrix square root, a projection matrix, a normalising scale) i
 
 Every target dict holds a ``scale`` entry: the factor that turns the distance into a relative,
 scale-free figure (``relative=True``), as ``losses.relative_scale`` does for the Gram loss.
+
+Tiles (``impasto.tiling``): a Gram matrix, a mean and a covariance are sums over positions, so a
+statistic that is ``tileable`` also computes them part by part (``sums``, added up by ``merge``),
+compares whole statistics with a target (``compare``), and gives the gradient of a loss with
+respect to one part's features from its gradient with respect to the whole statistics
+(``backward``). Sorting is not a sum: ``histogram`` is not tileable.
+
+This module is longer than 400 lines because each statistic keeps its part-by-part form beside
+its formula, where a reader can check that the two agree.
 """
 
 from __future__ import annotations
@@ -64,6 +73,18 @@ def _check_not_empty(mask: Tensor | None) -> None:
         raise ValueError("the mask selects no pixel of this layer")
 
 
+def _rows(features: Tensor) -> Tensor:
+    """Shape: (1, C, H, W) -> (H*W, C), in at least float32 (a view where the layout allows)."""
+    _, c, h, w = features.shape
+    return _work(features).permute(0, 2, 3, 1).reshape(h * w, c)
+
+
+def _unrows(rows: Tensor, like: Tensor) -> Tensor:
+    """Shape: (H*W, C) -> (1, C, H, W) of ``like``'s shape and dtype."""
+    _, c, h, w = like.shape
+    return rows.reshape(1, h, w, c).permute(0, 3, 1, 2).to(like.dtype)
+
+
 def _weighted_sum(tensors: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
     if not tensors or len(tensors) != len(weights):
         raise ValueError(f"blend needs one weight per target: {len(tensors)} and {len(weights)}")
@@ -79,6 +100,9 @@ class StyleStatistic(ABC):
     """Statistics of a feature map, a way to blend them, and a distance to them."""
 
     name: str
+    #: Whether the statistics are sums over positions, so that a large image can be taken in
+    #: tiles with the same result (see the module's docstring).
+    tileable: bool = True
 
     @abstractmethod
     def of(self, features: Tensor, mask: Tensor | None = None) -> Stats:
@@ -102,6 +126,44 @@ class StyleStatistic(ABC):
 
         Shape: (1, C, H, W), dict, (1, 1, H, W) or None -> scalar.
         """
+
+    # -- the same statistics, part by part (tiles) ------------------------------------------
+
+    def norm(self, mask: Tensor | None, positions: int) -> Tensor:
+        """What the statistics of a whole layer are divided by: its ``positions`` or its mask's
+        weight. Parts of the layer share it, so that their ``sums`` add up to the whole's."""
+        raise NotImplementedError(f"{self.name} statistics are not sums over positions")
+
+    def sums(self, features: Tensor, mask: Tensor | None, norm: Tensor) -> Stats:
+        """One part's share of a layer's statistics (the part's positions, and the mask there),
+        divided by the whole layer's ``norm``: ``merge`` of every part's gives the whole's.
+
+        Shape: (1, C, h, w), (1, 1, h, w) or None, scalar -> dict of tensors.
+        """
+        raise NotImplementedError(f"{self.name} statistics are not sums over positions")
+
+    def merge(self, parts: Sequence[Stats]) -> Stats:
+        """The statistics of the whole from those of its parts, as ``compare`` takes them."""
+        raise NotImplementedError(f"{self.name} statistics are not sums over positions")
+
+    def compare(self, stats: Stats, target: Stats, *, relative: bool = True) -> Tensor:
+        """``distance`` from merged statistics: differentiable with respect to ``stats``."""
+        raise NotImplementedError(f"{self.name} statistics are not sums over positions")
+
+    def target(self, stats: Stats) -> Stats:
+        """A style image's target (as ``of`` gives it) from its merged statistics."""
+        raise NotImplementedError(f"{self.name} statistics are not sums over positions")
+
+    def backward(
+        self, features: Tensor, mask: Tensor | None, norm: Tensor, stats: Stats, grad: Stats
+    ) -> Tensor:
+        """The gradient of a loss with respect to one part's ``features``, given its gradient
+        ``grad`` with respect to the whole layer's merged ``stats``: the part's own share, with
+        nothing of the other parts needed.
+
+        Shape: (1, C, h, w), (1, 1, h, w) or None, scalar, dicts -> (1, C, h, w).
+        """
+        raise NotImplementedError(f"{self.name} statistics are not sums over positions")
 
 
 class GramStatistic(StyleStatistic):
@@ -147,6 +209,39 @@ class GramStatistic(StyleStatistic):
         else:
             loss = style_loss(self._gram(features, mask), target["gram"])
         return loss * target["scale"] if relative else loss
+
+    def norm(self, mask: Tensor | None, positions: int) -> Tensor:
+        if mask is None:
+            return torch.tensor(float(positions))
+        return _work(mask.square().sum()).clamp_min(1e-12)
+
+    def sums(self, features: Tensor, mask: Tensor | None, norm: Tensor) -> Stats:
+        _check(features, mask)
+        rows = _rows(features)
+        if mask is not None:
+            rows = rows * mask.reshape(-1, 1).to(rows.dtype)
+        return {"gram": rows.T @ rows / (features.shape[1] * norm.to(rows))}
+
+    def merge(self, parts: Sequence[Stats]) -> Stats:
+        return {"gram": sum((p["gram"] for p in parts[1:]), parts[0]["gram"])}
+
+    def compare(self, stats: Stats, target: Stats, *, relative: bool = True) -> Tensor:
+        loss = style_loss(stats["gram"], target["gram"])
+        return loss * target["scale"] if relative else loss
+
+    def target(self, stats: Stats) -> Stats:
+        return self._finish(stats["gram"])
+
+    def backward(
+        self, features: Tensor, mask: Tensor | None, norm: Tensor, stats: Stats, grad: Stats
+    ) -> Tensor:
+        # G = sum_i m_i^2 f_i f_i^T / (C * norm), so dL/df_i = (D + D^T) f_i m_i^2 / (C * norm).
+        rows = _rows(features)
+        g = grad["gram"].to(rows.dtype)
+        out = rows @ ((g + g.T) / (features.shape[1] * norm.to(rows)))
+        if mask is not None:
+            out = out * mask.reshape(-1, 1).to(out.dtype).square()
+        return _unrows(out, features)
 
 
 class MeanCovStatistic(StyleStatistic):
@@ -201,6 +296,11 @@ class MeanCovStatistic(StyleStatistic):
         self, features: Tensor, target: Stats, mask: Tensor | None = None, *, relative: bool = True
     ) -> Tensor:
         mean, cov = self._moments(features, mask)
+        w2 = self.compare({"mean": mean, "cov": cov}, target, relative=relative)
+        return w2.to(torch.promote_types(features.dtype, torch.float32))
+
+    def compare(self, stats: Stats, target: Stats, *, relative: bool = True) -> Tensor:
+        mean, cov = stats["mean"], stats["cov"]
         root = target["cov_sqrt"]
         product = root @ cov @ root
         product = (product + product.T) / 2  # exactly symmetric, as eigvalsh assumes
@@ -210,9 +310,51 @@ class MeanCovStatistic(StyleStatistic):
         root_trace = torch.linalg.eigvalsh(product).clamp_min(target["eps"]).sqrt().sum()
         w2 = (mean - target["mean"]).square().sum() + torch.trace(cov) + torch.trace(target["cov"])
         w2 = (w2 - 2 * root_trace).clamp_min(0)  # rounding and the clamp can dip below 0
-        if relative:
-            w2 = w2 * target["scale"]
-        return w2.to(torch.promote_types(features.dtype, torch.float32))
+        return w2 * target["scale"] if relative else w2
+
+    def norm(self, mask: Tensor | None, positions: int) -> Tensor:
+        if mask is None:
+            return torch.tensor(float(positions))
+        return _work(mask.sum()).clamp_min(1e-12)
+
+    def sums(self, features: Tensor, mask: Tensor | None, norm: Tensor) -> Stats:
+        # Each part's weight, mean and scatter about its own mean, merged as Chan et al.'s
+        # parallel variance: no large sums of squares that cancel.
+        x, m = _flatten(features, mask)
+        p = (torch.ones_like(x[0]) if m is None else m) / norm.to(x)
+        weight = p.sum()
+        mean = x @ p / weight.clamp_min(1e-30)
+        centred = x - mean[:, None]
+        scatter = (centred * p) @ centred.T
+        return {"weight": weight.double(), "mean": mean.double(), "scatter": scatter.double()}
+
+    def merge(self, parts: Sequence[Stats]) -> Stats:
+        parts = [p for p in parts if float(p["weight"]) > 0] or list(parts[:1])
+        total = sum((p["weight"] for p in parts[1:]), parts[0]["weight"])
+        mean = sum(
+            (p["weight"] * p["mean"] for p in parts[1:]), parts[0]["weight"] * parts[0]["mean"]
+        )
+        mean = mean / total
+        cov = sum(
+            (p["scatter"] + p["weight"] * torch.outer(p["mean"] - mean, p["mean"] - mean))
+            for p in parts
+        )
+        return {"mean": mean, "cov": cov / total}
+
+    def target(self, stats: Stats) -> Stats:
+        return self._finish(stats["mean"], stats["cov"])
+
+    def backward(
+        self, features: Tensor, mask: Tensor | None, norm: Tensor, stats: Stats, grad: Stats
+    ) -> Tensor:
+        # With p_i = m_i / norm: d mean / d x_i = p_i, d cov / d x_i through (x_i - mean) only
+        # (the weighted deviations sum to 0), so dL/dx_i = p_i (g_mean + (D + D^T)(x_i - mean)).
+        rows = _rows(features)
+        d = grad["cov"].to(rows.dtype)
+        mean, g_mean = stats["mean"].to(rows.dtype), grad["mean"].to(rows.dtype)
+        out = (rows - mean) @ (d + d.T) + g_mean
+        p = (1.0 if mask is None else mask.reshape(-1, 1).to(out.dtype)) / norm.to(out)
+        return _unrows(out * p, features)
 
 
 def _resample(sorted_values: Tensor, n: int) -> Tensor:
@@ -242,6 +384,8 @@ class HistogramStatistic(StyleStatistic):
     """
 
     name = "histogram"
+    # A sort needs every value of a direction at once: no sum over parts gives it.
+    tileable = False
 
     def __init__(self, max_quantiles: int = 4096) -> None:
         # A target of more pixels is stored as this many quantiles: memory and the per-step

@@ -33,7 +33,9 @@ class ProgressBar:
                 desc=self.desc,
             )
         scale = {"scale": f"{p.scale}/{p.scales}"} if p.scales > 1 else {}
-        self.bar.set_postfix(scale | {k: f"{v:.3g}" for k, v in p.losses.items()}, refresh=False)
+        tiles = {"tiles": p.tiles} if p.tiles else {}
+        losses = {k: f"{v:.3g}" for k, v in p.losses.items()}
+        self.bar.set_postfix(scale | tiles | losses, refresh=False)
         self.bar.update(p.step - self.bar.n)
 
     def close(self) -> None:
