@@ -71,6 +71,31 @@ def add_config_options(parser: argparse.ArgumentParser, *, presets: bool = True)
             )
 
 
+def add_style_images(parser: argparse.ArgumentParser, *, content_mask_help: str) -> None:
+    """The style images and masks a painting command takes, after its CONTENT argument."""
+    parser.add_argument(
+        "style", nargs="*", help="the painting(s) whose brushwork and palette to take"
+    )
+    parser.add_argument(
+        "--style",
+        dest="more_styles",
+        action="append",
+        default=[],
+        metavar="STYLE",
+        help="another style image (repeatable; blend them with --style-blend)",
+    )
+    parser.add_argument(
+        "--content-mask", action="append", default=[], metavar="MASK", help=content_mask_help
+    )
+    parser.add_argument(
+        "--style-mask",
+        action="append",
+        default=[],
+        metavar="MASK",
+        help="grey image, white where a style image's statistics come from: one per style",
+    )
+
+
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The StyleConfig fields typed on the command line."""
     return {f.name: getattr(args, f.name) for f in fields(StyleConfig) if hasattr(args, f.name)}

@@ -9,7 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from impasto.cli.options import add_config_options, config_from_args, given_options
+from impasto.cli.options import (
+    add_config_options,
+    add_style_images,
+    config_from_args,
+    given_options,
+)
 from impasto.errors import UsageError
 
 CACHE_HELP = "where decoded weights are cached (default: $IMPASTO_HOME or the user cache dir)"
@@ -23,32 +28,13 @@ def add_parsers(sub: Any) -> None:
         "the result to --output.",
     )
     st.add_argument("content", nargs="?", help="the photo whose layout to keep")
-    st.add_argument("style", nargs="*", help="the painting(s) whose brushwork and palette to take")
-    st.add_argument(
-        "--style",
-        dest="more_styles",
-        action="append",
-        default=[],
-        metavar="STYLE",
-        help="another style image (repeatable; blend them with --style-blend)",
+    add_style_images(
+        st,
+        content_mask_help="grey image, white where a style goes: one per style (with two "
+        "styles, one mask: white = the first, black = the second)",
     )
     st.add_argument(
         "-o", "--output", help="where to write the result (.png, .jpg, .webp, .tif, .bmp)"
-    )
-    st.add_argument(
-        "--content-mask",
-        action="append",
-        default=[],
-        metavar="MASK",
-        help="grey image, white where a style goes: one per style (with two styles, "
-        "one mask: white = the first, black = the second)",
-    )
-    st.add_argument(
-        "--style-mask",
-        action="append",
-        default=[],
-        metavar="MASK",
-        help="grey image, white where a style image's statistics come from: one per style",
     )
     st.add_argument(
         "--like",

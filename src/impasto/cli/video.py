@@ -6,7 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from impasto.cli.options import add_config_options, config_from_args, given_options
+from impasto.cli.options import (
+    add_config_options,
+    add_style_images,
+    config_from_args,
+    given_options,
+)
 from impasto.cli.stylize import CACHE_HELP
 from impasto.errors import UsageError
 
@@ -78,34 +83,16 @@ def add_parsers(sub: Any) -> None:
         "--resume. Needs the 'video' extra.",
     )
     vi.add_argument("content", nargs="?", metavar="CLIP", help="the video to paint")
-    vi.add_argument("style", nargs="*", help="the painting(s) whose brushwork and palette to take")
-    vi.add_argument(
-        "--style",
-        dest="more_styles",
-        action="append",
-        default=[],
-        metavar="STYLE",
-        help="another style image (repeatable; blend them with --style-blend)",
+    add_style_images(
+        vi,
+        content_mask_help="grey image, white where a style goes, the same for every frame: "
+        "one per style",
     )
     vi.add_argument(
         "-o",
         "--output",
         help="the video to write (.mp4, .m4v, .mov, .mkv, .webm, .avi) or an image sequence "
         "(frames/%%05d.png)",
-    )
-    vi.add_argument(
-        "--content-mask",
-        action="append",
-        default=[],
-        metavar="MASK",
-        help="grey image, white where a style goes, the same for every frame: one per style",
-    )
-    vi.add_argument(
-        "--style-mask",
-        action="append",
-        default=[],
-        metavar="MASK",
-        help="grey image, white where a style image's statistics come from: one per style",
     )
     vi.add_argument(
         "--resume",
