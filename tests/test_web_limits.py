@@ -98,16 +98,9 @@ def test_serve_options_become_limits_in_their_units():
     args = build_parser().parse_args(
         ["serve", "--max-steps", "300", "--max-minutes", "1.5", "--max-data-mb", "10"]
     )
-    limits = Limits.from_options(
-        upload_mb=args.max_upload_mb,
-        megapixels=args.max_pixels,
-        size=args.max_size,
-        styles=args.max_styles,
-        steps=args.max_steps,
-        minutes=args.max_minutes,
-        queue=args.max_queue,
-        data_mb=args.max_data_mb,
-    )
+    from impasto.web.server import limits_from_args
+
+    limits = limits_from_args(args)
     assert limits == Limits(max_steps=300, max_seconds=90.0, max_data_bytes=10 * MB)
 
 

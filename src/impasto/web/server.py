@@ -87,10 +87,9 @@ def make_server(app: Any, *, log_level: str = "info") -> Server:
     return Server(config, app.state.manager)
 
 
-def serve(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, not {args.workers}")
-    limits = Limits.from_options(
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    """The --max-* options of `impasto serve`, in the units the server counts in."""
+    return Limits.from_options(
         upload_mb=args.max_upload_mb,
         megapixels=args.max_pixels,
         size=args.max_size,
@@ -100,6 +99,12 @@ def serve(args: argparse.Namespace) -> int:
         queue=args.max_queue,
         data_mb=args.max_data_mb,
     )
+
+
+def serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {args.workers}")
+    limits = limits_from_args(args)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
