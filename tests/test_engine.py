@@ -445,7 +445,9 @@ def test_coarse_style_lightens_the_smallest_scale_only(small_pair, weights_home)
 
 def test_style_distance_norm_is_the_root_of_the_squared(small_pair, weights_home):
     content, style = small_pair
-    cfg = StyleConfig(size=64, scales=1, iterations=1, tolerance=0, style_weight=1.0)
+    cfg = StyleConfig(
+        size=64, scales=1, iterations=1, tolerance=0, style_weight=1.0, balance="fixed"
+    )
     terms = []
     for distance in ("squared", "norm"):
         seen = []
@@ -511,7 +513,8 @@ def test_style_targets_are_taken_at_each_scales_size(small_pair, weights_home, m
     engine.stylize(
         content, style, StyleConfig(size=96, min_size=48, iterations=(1, 1), style_scale=0.5)
     )
-    assert sizes == [(19, 24), (38, 48)]
+    # First the pair's balance, measured at 512 px (the style at half that), then each scale.
+    assert sizes == [(203, 256), (19, 24), (38, 48)]
 
 
 def test_a_coarse_to_fine_run_keeps_the_content_and_takes_the_style(
@@ -691,9 +694,10 @@ def test_a_style_is_measured_once_per_size_for_many_photos(
     for photo in photos:
         engine.stylize(photo, style, cfg)
     layers = len(cfg.style_layers)
-    assert len(calls) == 2 * layers  # two scales, five layers, for three photos
+    # The balance's size and two scales, five layers, for three photos.
+    assert len(calls) == 3 * layers
     engine.stylize(content, wave, cfg)  # another style is measured, of course
-    assert len(calls) == 4 * layers
+    assert len(calls) == 6 * layers
 
 
 def test_colour_modes_that_repaint_the_style_are_not_confused_across_photos(

@@ -514,3 +514,16 @@ def test_transparent_pixels_lend_no_colour_when_reduced(tmp_path: Path) -> None:
     assert image.shape[-1] < 802
     red, green = image[0, 0], image[0, 1]
     assert float((red - green).abs().max()) < 2 / 255
+
+
+def test_a_callers_image_is_not_changed_by_a_reduced_read() -> None:
+    # The first read decodes a reduced copy; the caller's image, used again larger, is whole.
+    photo = Path(__file__).resolve().parent.parent / "examples" / "mountains.jpg"
+    img = Image.open(photo)
+    small = to_tensor(img, fit=64)
+    assert max(small.shape[-2:]) < max(img.size) / 1.9
+    assert torch.equal(to_tensor(img), load_image(photo))
+    with open(photo, "rb") as f:  # opened from a stream: read whole, the same either way
+        streamed = Image.open(io.BytesIO(f.read()))
+        assert torch.equal(to_tensor(streamed, fit=64), to_tensor(streamed, fit=64))
+        assert torch.equal(to_tensor(streamed), load_image(photo))

@@ -27,6 +27,7 @@ Normalization = Literal["relative", "mean"]
 Colors = Literal["style", "luminance", "match"]
 StyleLossKind = Literal["gram", "meancov", "histogram"]
 StyleDistance = Literal["norm", "squared"]
+Balance = Literal["auto", "fixed"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 # The built-in starting images; ``init`` may also be the path of an image file.
@@ -102,6 +103,12 @@ class StyleConfig:
     )
     content_weight: float = _opt(1.0, "alpha: weight of the content loss", "A")
     style_weight: float = _opt(10.0, "beta: weight of the style loss (higher = more painting)", "B")
+    balance: Balance = _opt(
+        "auto",
+        "'auto': the style weight grows with how far the photo starts from the painting, so a "
+        "photo unlike the painting gets a firmer hand and one already close a lighter one; "
+        "'fixed': --style-weight exactly as given (typing --style-weight means fixed)",
+    )
     coarse_style: float = _opt(
         0.3,
         "style weight at the smallest scale of a coarse-to-fine run, as a fraction of "
@@ -226,6 +233,17 @@ class StyleConfig:
         self.schedule()  # raise now if --scales or --iterations do not fit
 
     @property
+    def auto_balance(self) -> bool:
+        """Whether the pair decides the style weight (impasto.balance): ``balance="auto"`` with
+        the default losses. With squared distances (the paper's form, the tutorial presets) the
+        style term already pulls harder the farther the image is, so the weight is as given."""
+        return (
+            self.balance == "auto"
+            and self.loss_normalization == "relative"
+            and self.style_distance == "norm"
+        )
+
+    @property
     def normalized_style_layer_weights(self) -> tuple[float, ...]:
         ws = self.style_layer_weights or (1.0,) * len(self.style_layers)
         total = sum(ws)
@@ -323,7 +341,8 @@ class StyleConfig:
         """Settings as stored with an earlier run (an image's record, a checkpoint), made usable
         now: unknown names dropped, and options added since kept at the value that reproduces
         the stored run (single scale before ``scales``; squared distances and one style weight
-        before ``style_distance`` and ``coarse_style``)."""
+        before ``style_distance`` and ``coarse_style``; the weight as given before
+        ``balance``)."""
         known = {f.name for f in fields(cls)}
         out = {k: v for k, v in settings.items() if k in known}
         if "scales" not in settings:
@@ -332,7 +351,17 @@ class StyleConfig:
             out["style_distance"] = "squared"
         if "coarse_style" not in settings:
             out["coarse_style"] = 1.0
+        if "balance" not in settings:
+            out["balance"] = "fixed"
         return out
+
+    @staticmethod
+    def typed(options: dict[str, Any]) -> dict[str, Any]:
+        """Options a user typed (command line, web form, a batch row), with ``balance="fixed"``
+        added where a style weight was typed without a balance: a weight typed is meant."""
+        if "style_weight" in options and "balance" not in options:
+            return {**options, "balance": "fixed"}
+        return dict(options)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> StyleConfig:

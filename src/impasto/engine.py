@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import torch
 
-from impasto import budget, color
+from impasto import balance, budget, color
 from impasto.allocator import reuse_freed_memory
 from impasto.checkpoint import CHECKPOINT_EVERY, load_checkpoint, save_checkpoint, to_device
 from impasto.config import StyleConfig
@@ -131,6 +131,45 @@ class Stylizer:
 
         return stats_of
 
+    def _balanced(
+        self,
+        net: VGGFeatures,
+        config: StyleConfig,
+        inputs: Inputs,
+        measured: StyleConfig | None = None,
+    ) -> StyleConfig:
+        dtype = budget.compute_dtype(config.precision, self.device)
+        return balance.balanced(
+            net,
+            config,
+            inputs,
+            device=self.device,
+            measured=measured,
+            stats_of=self._stats_of(net, config, dtype),
+            dtype=dtype,
+        )
+
+    def balanced(
+        self,
+        content: ImageLike,
+        style: ImageLike | Sequence[ImageLike],
+        config: StyleConfig | None = None,
+        *,
+        content_masks: Sequence[ImageLike] = (),
+        style_masks: Sequence[ImageLike | None] = (),
+    ) -> StyleConfig:
+        """The settings a run of this pair uses: under ``balance="auto"`` (the default), the
+        style weight this photo and painting get (impasto.balance), with ``balance="fixed"``;
+        ``config`` unchanged otherwise. A clip's frames share the first frame's."""
+        config = config or StyleConfig()
+        if not config.auto_balance:
+            return config
+        measured = balance.measuring(config)
+        inputs = prepare_inputs(
+            measured, content, style, content_masks, style_masks, device=self.device
+        )
+        return self._balanced(self.network(config), config, inputs, measured)
+
     # -- runs ----------------------------------------------------------------------------------
 
     def stylize(
@@ -166,6 +205,16 @@ class Stylizer:
         inputs = prepare_inputs(
             config, content, style, content_masks, style_masks, device=self.device
         )
+        measure = None  # --balance auto: the pair is measured at MEASURE_SIZE, as read here
+        if config.auto_balance:
+            measure = prepare_inputs(
+                balance.measuring(config),
+                content,
+                style,
+                content_masks,
+                style_masks,
+                device=self.device,
+            )
         image = self.run(
             inputs,
             config,
@@ -175,6 +224,7 @@ class Stylizer:
             checkpoint_extra=checkpoint_extra,
             init=init,
             extra=extra,
+            measure=measure,
         )
         return _as_output(image, output)
 
@@ -216,11 +266,14 @@ class Stylizer:
         state: dict[str, Any] | None = None,
         init: torch.Tensor | None = None,
         extra: ExtraTerms | None = None,
+        measure: Inputs | None = None,
     ) -> torch.Tensor:
         """The optimisation itself, on prepared inputs (``stylize`` and ``resume`` end here).
 
         Each scale of ``config.schedule()`` is a whole optimisation at that size, started from
         the previous scale's result upsampled (the first from ``init`` or ``config.init``).
+        Under ``balance="auto"`` the style weight is settled first, on ``measure`` (the inputs
+        prepared for ``balance.measuring(config)``) or else on ``inputs``.
         """
         schedule = config.schedule()
         # The schedule written out step for step, so that a checkpoint resumes on the steps it
@@ -234,6 +287,12 @@ class Stylizer:
         run.available = budget.available_memory(self.device)  # before this run holds any of it
         image = None if state is not None else run.start(init)  # a bad --init costs no weights
         net = self.network(config)
+        if state is None and config.auto_balance:  # a checkpoint holds the weight it settled on
+            if measure is None:
+                config = run.config = self._balanced(net, config, inputs)
+            else:
+                measured = balance.measuring(config)
+                config = run.config = self._balanced(net, config, measure, measured)
         # Freed blocks stay in the process for the next step (impasto.allocator), on a CPU and
         # while the image stays small enough that activations are not recomputed.
         keep = self.device.type == "cpu" and not budget.recomputes(*inputs.content.shape[-2:])
@@ -319,6 +378,7 @@ class _Run:
                         scale=index + 1,
                         scales=len(schedule),
                         tiles=len(getattr(objective, "grid", ())),
+                        style_weight=config.style_weight,
                     )
                 )
 

@@ -52,6 +52,7 @@ class Progress:
     scale: int = 1  # which scale of a coarse-to-fine run (1 = the smallest)
     scales: int = 1
     tiles: int = 0  # how many tiles each step of this scale is taken in (0: the whole image)
+    style_weight: float | None = None  # the run's style weight (--balance auto: this pair's)
 
     def replace(self, **changes: Any) -> Progress:
         return dataclasses.replace(self, **changes)

@@ -218,7 +218,8 @@ def _row(
         except UsageError as e:
             raise UsageError(f"{where}: {e}") from None
     try:
-        config = StyleConfig(**{**base.to_dict(), **options}) if options else base
+        typed = StyleConfig.typed(options)
+        config = StyleConfig(**{**base.to_dict(), **typed}) if options else base
     except UsageError as e:
         raise UsageError(f"{where}: {e}") from None
     return _Row(paths["content"], paths["style"], config, values.get("output") or None, where)

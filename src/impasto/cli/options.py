@@ -104,9 +104,10 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace, base: StyleConfig | None = None) -> StyleConfig:
     """The options typed, over a preset's, over a stored run's (``base``), over the defaults."""
     stored = base.to_dict() if base is not None else {}
+    typed = StyleConfig.typed(given_options(args))
     if getattr(args, "preset", None):
-        return StyleConfig.from_preset(args.preset, **{**stored, **given_options(args)})
-    return StyleConfig(**{**stored, **given_options(args)})
+        return StyleConfig.from_preset(args.preset, **{**stored, **typed})
+    return StyleConfig(**{**stored, **typed})
 
 
 def value_options(parser: argparse.ArgumentParser) -> set[str]:

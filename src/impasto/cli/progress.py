@@ -12,10 +12,13 @@ if TYPE_CHECKING:
 
 class ProgressBar:
     """A tqdm bar fed by progress events, drawn at the first step, so that an error before it
-    prints one clean line."""
+    prints one clean line. With ``auto_from`` (the --style-weight of a run under --balance auto),
+    the weight the pair settled on is said once, above the bar."""
 
-    def __init__(self, quiet: bool = False, desc: str | None = None) -> None:
-        self.quiet, self.desc = quiet, desc
+    def __init__(
+        self, quiet: bool = False, desc: str | None = None, auto_from: float | None = None
+    ) -> None:
+        self.quiet, self.desc, self.auto_from = quiet, desc, auto_from
         self.bar: Any = None
 
     def __call__(self, p: Progress) -> None:
@@ -24,6 +27,12 @@ class ProgressBar:
         if self.bar is None:
             from tqdm import tqdm
 
+            if self.auto_from and p.style_weight is not None:
+                print(
+                    f"balance auto: style weight {p.style_weight:.3g} for this pair "
+                    f"({p.style_weight / self.auto_from:.2f} x --style-weight {self.auto_from:g})",
+                    file=sys.stderr,
+                )
             self.bar = tqdm(
                 total=p.total_steps,
                 initial=p.step - 1,

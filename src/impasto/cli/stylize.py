@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
 
     from impasto.cli.progress import ProgressBar, RunRecorder, fanout
 
-    bar, recorder = ProgressBar(args.quiet), RunRecorder(output, args.save_every)
+    auto = record.config.style_weight if record.config.auto_balance else None
+    bar, recorder = ProgressBar(args.quiet, auto_from=auto), RunRecorder(output, args.save_every)
     ckpt = checkpoint_path(output)
     engine = Stylizer(record.config.network, record.config.device, cache=args.cache_dir)
     start = time.perf_counter()

@@ -181,6 +181,22 @@ def _reduced(img: PIL.Image.Image, fit: int) -> PIL.Image.Image:
     return reduced
 
 
+def _unshared(img: PIL.Image.Image) -> PIL.Image.Image:
+    """``img``, or where _reduced would call ``draft`` on it (a JPEG not yet loaded), a fresh
+    handle on its file: ``draft`` changes the image it is called on, and a caller's image used
+    again at a larger size must not come back reduced. Without a file, it is decoded whole."""
+    if img.format not in ("JPEG", "MPO") or not getattr(img, "tile", None):
+        return img
+    name = getattr(img, "filename", None)
+    if name:
+        try:
+            return Image.open(name)
+        except OSError:
+            pass
+    img.load()
+    return img
+
+
 def to_tensor(img: PIL.Image.Image, *, fit: int | None = None) -> torch.Tensor:
     """Convert an open Pillow image to impasto's tensor, with the same conversions as load_image
     (``fit`` included: an image opened from a file and not yet loaded gives the same tensor as
@@ -196,7 +212,7 @@ def to_tensor(img: PIL.Image.Image, *, fit: int | None = None) -> torch.Tensor:
         ``(1, 3, H, W)``, H and W after the EXIF rotation.
     """
     if fit is not None:
-        img = _reduced(img, fit)
+        img = _reduced(_unshared(img), fit)
     # Read the profile before any conversion: it describes the file's pixels, and not every
     # Pillow operation carries ``info`` along.
     icc_profile = img.info.get("icc_profile")

@@ -199,6 +199,8 @@ class VideoRun:
         took (first frame first)."""
         n = self.clip.info.frames
         done = store.finished(n)
+        if done < n:
+            self.settle_balance()
         back = max(self.options.look_back)
         first_read = max(0, done - back)
         contents: dict[int, torch.Tensor] = {}
@@ -243,6 +245,22 @@ class VideoRun:
                 later.append(seconds)
             report(index, None, seconds)
         return timings
+
+    def settle_balance(self) -> None:
+        """Under --balance auto, the style weight the first frame gets, kept for every frame (a
+        weight that followed each frame would itself flicker); a resumed run settles the same."""
+        if not self.config.auto_balance:
+            return
+        first = resize_to(next(self.clip.frames()), *self.size)
+        fixed = self.engine.balanced(
+            first,
+            self.styles,
+            self.config,
+            content_masks=self.content_masks,
+            style_masks=self.style_masks,
+        )
+        self.config = fixed
+        self.later = self.later.replace(style_weight=fixed.style_weight, balance="fixed")
 
     def _paint(
         self,

@@ -145,7 +145,7 @@ def parse(form: Mapping[str, str]) -> dict[str, Any]:
 
 def make_config(form: Mapping[str, str]) -> StyleConfig:
     """Parse and validate: the StyleConfig that the form describes (UsageError otherwise)."""
-    return StyleConfig(**parse(form))
+    return StyleConfig(**StyleConfig.typed(parse(form)))
 
 
 def format_value(value: Any) -> str:

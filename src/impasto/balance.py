@@ -1,0 +1,100 @@
+"""The automatic balance of content and style: the style weight scaled by how far the photo
+starts from the painting.
+
+Why: with the default losses (relative errors, the style term a distance rather than its
+square) the style term pulls with about the same force however far the image is from the
+painting, and the content term holds it near the photo, so one fixed weight moves every photo
+about the same way. A photo whose statistics start far from the painting's (a night city under
+Seurat's dots) then ends too little painted, and one that starts near (a soft portrait under a
+soft interior) too much. ``--balance auto`` multiplies ``--style-weight`` by the photo's own
+style distance (the style loss of the content image itself, at up to :data:`MEASURE_SIZE` px)
+over :data:`REFERENCE`, that distance's typical value on the pairs the default weight was
+chosen on; so a photo twice as far from its painting gets twice the weight. The evidence and the
+pairs are in docs/decisions.md; the rule uses the run's own network and losses, never the
+judges of ``impasto score``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from impasto.config import MAX_WEIGHT, StyleConfig
+from impasto.features import VGGFeatures
+from impasto.inputs import Inputs
+from impasto.objective import Objective, StatsOf
+
+# The photo's style distance is measured at this long side, whatever the run's size: the relative
+# distances shrink as images grow (astronaut x Starry Night: 1.97 at 96 px, 0.87 at 500 px), and a
+# preview should get the balance of the final picture. One pass without gradients.
+MEASURE_SIZE = 512
+# The photo's style distance (mean over the style layers of the relative distance between its
+# statistics and the painting's) that --style-weight means as given: the geometric mean over the
+# bench's tuned pairs (astronaut x Starry Night, coffee x Kandinsky, mountains x Great Wave), with
+# the default layers; measured by bench/balance.py --calibrate.
+REFERENCE: dict[tuple[str, str], float] = {
+    ("vgg19", "gram"): 0.8847,
+    ("vgg19", "meancov"): 0.6394,
+    ("vgg19", "histogram"): 0.5189,
+    ("vgg16", "gram"): 0.8909,
+    ("vgg16", "meancov"): 0.6497,
+    ("vgg16", "histogram"): 0.5184,
+}
+# The weight is never scaled by more than this, either way: a pair at the edge of what the rule
+# was measured on keeps a sane balance.
+MAX_FACTOR = 3.0
+
+
+def measuring(config: StyleConfig) -> StyleConfig:
+    """The settings the photo's distance is measured with: ``config``'s losses, at MEASURE_SIZE."""
+    return config.replace(size=MEASURE_SIZE, scales=1, iterations=None, tile=None)
+
+
+def photo_distance(
+    net: VGGFeatures,
+    config: StyleConfig,
+    inputs: Inputs,
+    *,
+    device: torch.device,
+    stats_of: StatsOf | None = None,
+    dtype: torch.dtype | None = None,
+) -> float:
+    """The style loss of the content image itself (weight 1): how far the photo's statistics
+    start from the painting's, with the run's masks and colours, at ``inputs``' size (up to
+    MEASURE_SIZE px; ``impasto.Stylizer.balanced`` reads the images at that size)."""
+    scaled = inputs.at(config, min(config.size, MEASURE_SIZE))
+    objective = Objective.build(
+        net, config, scaled, device=device, style_weight=1.0, stats_of=stats_of, dtype=dtype
+    )
+    content, _ = scaled.colored(config)
+    with torch.no_grad():
+        return float(objective.terms(content.to(device))["style"])
+
+
+def factor(config: StyleConfig, distance: float) -> float:
+    """What ``--balance auto`` multiplies ``--style-weight`` by for a photo at ``distance``:
+    rounded to 0.01, so that the same pair read another way (a path, a PIL image, decoded at
+    another reduced size) gets the same weight."""
+    reference = REFERENCE.get((config.network, config.style_loss), REFERENCE[("vgg19", "gram")])
+    return round(min(MAX_FACTOR, max(1.0 / MAX_FACTOR, distance / reference)), 2)
+
+
+def balanced(
+    net: VGGFeatures,
+    config: StyleConfig,
+    inputs: Inputs,
+    *,
+    device: torch.device,
+    measured: StyleConfig | None = None,
+    stats_of: StatsOf | None = None,
+    dtype: torch.dtype | None = None,
+) -> StyleConfig:
+    """``config`` with the style weight this pair's balance gives, and ``balance="fixed"`` (so a
+    checkpoint resumes on the same weight); ``config`` itself where the balance is fixed.
+    ``inputs`` are prepared for ``measured`` (default: for ``config``)."""
+    if not config.auto_balance:
+        return config
+    distance = photo_distance(
+        net, measured or config, inputs, device=device, stats_of=stats_of, dtype=dtype
+    )
+    weight = min(MAX_WEIGHT, config.style_weight * factor(config, distance))
+    return config.replace(style_weight=weight, balance="fixed")

@@ -1,0 +1,170 @@
+"""--balance auto: the style weight scaled by how far the photo starts from the painting."""
+
+import argparse
+
+import pytest
+import torch
+
+from impasto import StyleConfig, Stylizer
+from impasto.balance import MAX_FACTOR, MEASURE_SIZE, REFERENCE, factor, photo_distance
+from impasto.image import load_image, resize_long_side
+from impasto.inputs import prepare_inputs
+from tests.conftest import EXAMPLES
+
+FAST = dict(size=96, min_size=48, iterations=(2, 2), tolerance=0)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    def at(name, side=96):
+        return resize_long_side(load_image(EXAMPLES / name), side)
+
+    return {
+        "astronaut": at("astronaut.jpg"),
+        "city": at("city_night.jpg"),
+        "starry": at("starry_night.jpg"),
+        "seurat": at("seurat.jpg"),
+    }
+
+
+# -- the rule --------------------------------------------------------------------------------
+
+
+def test_the_factor_is_the_distance_over_the_reference_within_bounds():
+    config = StyleConfig()
+    ref = REFERENCE[("vgg19", "gram")]
+    assert factor(config, ref) == pytest.approx(1.0)
+    assert factor(config, 1.5 * ref) == pytest.approx(1.5)
+    assert factor(config, 0.5 * ref) == pytest.approx(0.5)
+    assert factor(config, 1.2345 * ref) == 1.23
+    assert factor(config, 100 * ref) == MAX_FACTOR
+    assert factor(config, 0.0) == pytest.approx(0.33)
+    other = StyleConfig(network="vgg16", style_loss="histogram")
+    assert factor(other, REFERENCE[("vgg16", "histogram")]) == pytest.approx(1.0)
+
+
+def test_only_the_default_losses_are_balanced():
+    assert StyleConfig().auto_balance
+    assert not StyleConfig(balance="fixed").auto_balance
+    # The squared distance already pulls harder from farther away; plain means have no scale.
+    assert not StyleConfig(style_distance="squared").auto_balance
+    assert not StyleConfig(loss_normalization="mean").auto_balance
+    assert not StyleConfig.from_preset("tutorial").auto_balance
+
+
+def test_a_style_weight_typed_means_that_weight():
+    assert StyleConfig.typed({"style_weight": 4.0}) == {"style_weight": 4.0, "balance": "fixed"}
+    both = {"style_weight": 4.0, "balance": "auto"}
+    assert StyleConfig.typed(both) == both
+    assert StyleConfig.typed({"size": 256}) == {"size": 256}
+
+
+def test_the_command_line_the_web_form_and_a_batch_row_agree(tmp_path):
+    from impasto.batching.plan import read_pairs
+    from impasto.cli.options import add_config_options, config_from_args
+    from impasto.web.options import make_config
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    assert config_from_args(parser.parse_args([])).balance == "auto"
+    typed = config_from_args(parser.parse_args(["--style-weight", "4"]))
+    assert (typed.style_weight, typed.balance) == (4.0, "fixed")
+    both = config_from_args(parser.parse_args(["--style-weight", "4", "--balance", "auto"]))
+    assert (both.style_weight, both.balance) == (4.0, "auto")
+    # --like a stored auto run, with a weight typed: the weight typed, as given.
+    like = config_from_args(parser.parse_args(["--style-weight", "7"]), base=StyleConfig())
+    assert like.balance == "fixed"
+
+    assert make_config({"style_weight": "4"}).balance == "fixed"
+    assert make_config({"size": "128"}).balance == "auto"
+
+    (tmp_path / "pairs.csv").write_text(
+        f"content,style,style_weight\n{EXAMPLES / 'dog.jpg'},{EXAMPLES / 'scream.jpg'},4\n"
+        f"{EXAMPLES / 'dog.jpg'},{EXAMPLES / 'scream.jpg'},\n"
+    )
+    rows = read_pairs(tmp_path / "pairs.csv", StyleConfig())
+    assert [r.config.balance for r in rows] == ["fixed", "auto"]
+
+
+def test_a_record_from_before_the_balance_reproduces_its_weight():
+    stored = StyleConfig.stored({"style_weight": 10.0, "coarse_style": 0.3})
+    assert StyleConfig(**stored).balance == "fixed"
+
+
+# -- the measurement, on the real network --------------------------------------------------
+
+
+@pytest.mark.weights
+def test_the_distance_is_the_photos_own_style_loss(photos, weights_home):
+    engine = Stylizer(cache=weights_home)
+    config = StyleConfig(size=96)
+    net = engine.network(config)
+
+    def distance(content, style):
+        inputs = prepare_inputs(config, content, style, (), (), device=engine.device)
+        return photo_distance(net, config, inputs, device=engine.device)
+
+    # The painting is at distance 0 from itself, and the photo's first step sees exactly its
+    # distance times the style weight.
+    assert distance(photos["starry"], photos["starry"]) < 1e-3
+    d = distance(photos["astronaut"], photos["starry"])
+    seen = []
+    engine.stylize(
+        photos["astronaut"],
+        photos["starry"],
+        StyleConfig(size=96, scales=1, iterations=1, balance="fixed", style_weight=1.0),
+        on_progress=lambda p: seen.append(p.losses["style"]),
+    )
+    assert seen[0] == pytest.approx(d, rel=1e-4)
+
+
+@pytest.mark.weights
+def test_a_photo_far_from_the_painting_gets_a_firmer_hand(photos, weights_home):
+    engine = Stylizer(cache=weights_home)
+    config = StyleConfig(**FAST)
+    near = engine.balanced(photos["starry"], photos["starry"], config)
+    assert near.balance == "fixed"
+    assert near.style_weight == pytest.approx(config.style_weight * 0.33)
+    # Measured at MEASURE_SIZE from the files, whatever the run's size: a night city starts
+    # farther from a sunlit Seurat than the astronaut from Van Gogh.
+    far = engine.balanced(EXAMPLES / "city_night.jpg", EXAMPLES / "seurat.jpg", config)
+    usual = engine.balanced(EXAMPLES / "astronaut.jpg", EXAMPLES / "starry_night.jpg", config)
+    assert far.style_weight > 1.3 * usual.style_weight
+    assert engine.balanced(
+        EXAMPLES / "astronaut.jpg", EXAMPLES / "starry_night.jpg", config.replace(size=512)
+    ) == usual.replace(size=512)
+    # A fixed balance keeps the weight as given.
+    fixed = config.replace(balance="fixed")
+    assert engine.balanced(photos["city"], photos["seurat"], fixed) == fixed
+
+
+@pytest.mark.weights
+def test_an_auto_run_is_the_fixed_run_at_the_pairs_weight(photos, weights_home):
+    engine = Stylizer(cache=weights_home)
+    content, style = photos["city"], photos["seurat"]
+    auto = StyleConfig(**FAST)
+    settled = engine.balanced(content, style, auto)
+    weights = []
+    a = engine.stylize(content, style, auto, on_progress=lambda p: weights.append(p.style_weight))
+    assert set(weights) == {settled.style_weight}
+    assert torch.equal(a, engine.stylize(content, style, settled))
+    assert not torch.equal(a, engine.stylize(content, style, auto.replace(balance="fixed")))
+
+
+@pytest.mark.weights
+def test_runs_of_every_size_measure_at_the_measure_size(photos, weights_home, monkeypatch):
+    import impasto.balance
+
+    sizes = []
+    real = impasto.balance.Objective.build
+
+    def build(net, config, scaled, **kw):
+        sizes.append(max(scaled.content.shape[-2:]))
+        return real(net, config, scaled, **kw)
+
+    monkeypatch.setattr(impasto.balance.Objective, "build", build)
+    engine = Stylizer(cache=weights_home)
+    big = resize_long_side(load_image(EXAMPLES / "dog.jpg"), 600)
+    engine.balanced(big, photos["starry"], StyleConfig(size=600))
+    engine.balanced(photos["astronaut"], photos["starry"], StyleConfig(size=96))
+    assert sizes == [MEASURE_SIZE, MEASURE_SIZE]
