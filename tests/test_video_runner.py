@@ -62,7 +62,9 @@ def test_flicker_is_far_below_independent_frames(engine, clip, video):
 def test_the_first_frame_is_a_plain_run(engine, clip, video):
     first = next(clip.frames())
     size = video[0].shape[-2:]
-    plain = engine.stylize(resize_to(first, *size), STYLE, CONFIG.replace(size=max(size)))
+    # At the weight the clip's balance settles on (measured on the frame as decoded).
+    config = engine.balanced(first, [STYLE], CONFIG.replace(size=max(size)))
+    plain = engine.stylize(resize_to(first, *size), STYLE, config)
     assert float((video[0] - plain).abs().max()) <= 1 / 255 + 1e-6  # PNG's rounding only
 
 
@@ -134,3 +136,22 @@ def test_with_the_photos_colours_the_frame_is_held_in_luminance(engine, clip):
     _, term = run.temporal(1, {0: frames[0], 1: frames[1]}, {0: frames[0]})
     target = term.at(*size)[0][0]
     assert torch.allclose(target[:, 0], target[:, 1]) and torch.allclose(target[:, 1], target[:, 2])
+
+
+def test_every_frame_keeps_the_first_frames_balance(engine, clip, tmp_path):
+    """--balance auto settles the weight on the first frame: one that followed each frame's
+    own photo would itself flicker."""
+    size = frame_size(clip, CONFIG, even=True)
+    store = FrameStore(tmp_path / "out.mp4")
+    store.folder.mkdir()
+    seen: dict[int, set[float]] = {}
+
+    def note(p) -> None:
+        if p.step is not None:
+            seen.setdefault(p.frame, set()).add(p.step.style_weight)
+
+    short = Clip(clip.path, OPTIONS.replace(stop=3))
+    VideoRun(engine, short, [STYLE], CONFIG, OPTIONS, size).run(store, on_progress=note)
+    settled = engine.balanced(next(clip.frames()), [STYLE], CONFIG.replace(size=max(size)))
+    assert settled.style_weight != CONFIG.style_weight  # the pair moved it
+    assert seen == {frame: {settled.style_weight} for frame in (1, 2, 3)}

@@ -154,6 +154,7 @@ class VideoRun:
         sides = [max(1, round(max(size) * k)) for k in self.config.style_scales_for(len(styles))]
         names = _style_names(len(styles))
         self.styles = [as_image(s, name, side) for s, name, side in zip(styles, names, sides)]
+        self.style_sources = list(styles)  # as given: the balance reads them at its own size
         self.content_masks, self.style_masks = list(content_masks), list(style_masks)
         self._flow = None
 
@@ -251,10 +252,9 @@ class VideoRun:
         weight that followed each frame would itself flicker); a resumed run settles the same."""
         if not self.config.auto_balance:
             return
-        first = resize_to(next(self.clip.frames()), *self.size)
         fixed = self.engine.balanced(
-            first,
-            self.styles,
+            next(self.clip.frames()),
+            self.style_sources,
             self.config,
             content_masks=self.content_masks,
             style_masks=self.style_masks,
