@@ -16,11 +16,13 @@ judges of ``impasto score``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from impasto.config import MAX_WEIGHT, StyleConfig
 from impasto.features import VGGFeatures
-from impasto.inputs import Inputs
+from impasto.inputs import ImageLike, Inputs, prepare_inputs
 from impasto.objective import Objective, StatsOf
 
 # The photo's style distance is measured at this long side, whatever the run's size: the relative
@@ -47,6 +49,22 @@ MAX_FACTOR = 3.0
 def measuring(config: StyleConfig) -> StyleConfig:
     """The settings the photo's distance is measured with: ``config``'s losses, at MEASURE_SIZE."""
     return config.replace(size=MEASURE_SIZE, scales=1, iterations=None, tile=None)
+
+
+def read(
+    config: StyleConfig,
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    content_masks: Sequence[ImageLike],
+    style_masks: Sequence[ImageLike | None],
+    device: torch.device,
+) -> Inputs | None:
+    """The pair as the balance measures it (at MEASURE_SIZE); None where the balance is fixed."""
+    if not config.auto_balance:
+        return None
+    return prepare_inputs(
+        measuring(config), content, style, content_masks, style_masks, device=device
+    )
 
 
 def photo_distance(
@@ -84,17 +102,17 @@ def balanced(
     inputs: Inputs,
     *,
     device: torch.device,
-    measured: StyleConfig | None = None,
+    measure: Inputs | None = None,
     stats_of: StatsOf | None = None,
     dtype: torch.dtype | None = None,
 ) -> StyleConfig:
     """``config`` with the style weight this pair's balance gives, and ``balance="fixed"`` (so a
     checkpoint resumes on the same weight); ``config`` itself where the balance is fixed.
-    ``inputs`` are prepared for ``measured`` (default: for ``config``)."""
+    Measured on ``measure`` (the pair as :func:`read` reads it) or else on a run's ``inputs``
+    (at their size, up to MEASURE_SIZE)."""
     if not config.auto_balance:
         return config
-    distance = photo_distance(
-        net, measured or config, inputs, device=device, stats_of=stats_of, dtype=dtype
-    )
+    at, pair = (config, inputs) if measure is None else (measuring(config), measure)
+    distance = photo_distance(net, at, pair, device=device, stats_of=stats_of, dtype=dtype)
     weight = min(MAX_WEIGHT, config.style_weight * factor(config, distance))
     return config.replace(style_weight=weight, balance="fixed")

@@ -3,6 +3,7 @@
 One run, top to bottom (``Stylizer.run``), coarse to fine:
 
     inputs.prepare_inputs   read, check and resize the images (before any weights load)
+    balance.balanced        --balance auto: the style weight this pair gets, measured once
     for each scale:
         Objective.build     content and style targets at this size (style statistics kept
                             across runs: a batch in one style computes them once per size)
@@ -12,6 +13,10 @@ One run, top to bottom (``Stylizer.run``), coarse to fine:
 Every front (the command line, the web page, batches, video) runs through one engine object,
 so what is expensive to build (the verified weights, the network on its device, style targets)
 is built once per process.
+
+This module is longer than 400 lines because a run's scales (``_Run``: progress, checkpoints,
+tiles) stay beside the engine whose caches they use; each method (balance, tiles, colours) keeps
+its own logic in its own module and adds only its call here.
 """
 
 from __future__ import annotations
@@ -131,22 +136,13 @@ class Stylizer:
 
         return stats_of
 
-    def _balanced(
-        self,
-        net: VGGFeatures,
-        config: StyleConfig,
-        inputs: Inputs,
-        measured: StyleConfig | None = None,
+    def _settle(
+        self, net: VGGFeatures, config: StyleConfig, inputs: Inputs, measure: Inputs | None
     ) -> StyleConfig:
         dtype = budget.compute_dtype(config.precision, self.device)
+        stats_of = self._stats_of(net, config, dtype)
         return balance.balanced(
-            net,
-            config,
-            inputs,
-            device=self.device,
-            measured=measured,
-            stats_of=self._stats_of(net, config, dtype),
-            dtype=dtype,
+            net, config, inputs, measure=measure, device=self.device, stats_of=stats_of, dtype=dtype
         )
 
     def balanced(
@@ -162,13 +158,10 @@ class Stylizer:
         style weight this photo and painting get (impasto.balance), with ``balance="fixed"``;
         ``config`` unchanged otherwise. A clip's frames share the first frame's."""
         config = config or StyleConfig()
-        if not config.auto_balance:
+        measure = balance.read(config, content, style, content_masks, style_masks, self.device)
+        if measure is None:
             return config
-        measured = balance.measuring(config)
-        inputs = prepare_inputs(
-            measured, content, style, content_masks, style_masks, device=self.device
-        )
-        return self._balanced(self.network(config), config, inputs, measured)
+        return self._settle(self.network(config), config, measure, measure)
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -205,16 +198,7 @@ class Stylizer:
         inputs = prepare_inputs(
             config, content, style, content_masks, style_masks, device=self.device
         )
-        measure = None  # --balance auto: the pair is measured at MEASURE_SIZE, as read here
-        if config.auto_balance:
-            measure = prepare_inputs(
-                balance.measuring(config),
-                content,
-                style,
-                content_masks,
-                style_masks,
-                device=self.device,
-            )
+        measure = balance.read(config, content, style, content_masks, style_masks, self.device)
         image = self.run(
             inputs,
             config,
@@ -272,8 +256,8 @@ class Stylizer:
 
         Each scale of ``config.schedule()`` is a whole optimisation at that size, started from
         the previous scale's result upsampled (the first from ``init`` or ``config.init``).
-        Under ``balance="auto"`` the style weight is settled first, on ``measure`` (the inputs
-        prepared for ``balance.measuring(config)``) or else on ``inputs``.
+        Under ``balance="auto"`` the style weight is settled first, on ``measure`` (the pair
+        as ``balance.read`` reads it) or else on ``inputs``.
         """
         schedule = config.schedule()
         # The schedule written out step for step, so that a checkpoint resumes on the steps it
@@ -287,12 +271,8 @@ class Stylizer:
         run.available = budget.available_memory(self.device)  # before this run holds any of it
         image = None if state is not None else run.start(init)  # a bad --init costs no weights
         net = self.network(config)
-        if state is None and config.auto_balance:  # a checkpoint holds the weight it settled on
-            if measure is None:
-                config = run.config = self._balanced(net, config, inputs)
-            else:
-                measured = balance.measuring(config)
-                config = run.config = self._balanced(net, config, measure, measured)
+        if state is None:  # a checkpoint holds the weight its run settled on
+            config = run.config = self._settle(net, config, inputs, measure)
         # Freed blocks stay in the process for the next step (impasto.allocator), on a CPU and
         # while the image stays small enough that activations are not recomputed.
         keep = self.device.type == "cpu" and not budget.recomputes(*inputs.content.shape[-2:])
