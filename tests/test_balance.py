@@ -168,3 +168,20 @@ def test_runs_of_every_size_measure_at_the_measure_size(photos, weights_home, mo
     engine.balanced(big, photos["starry"], StyleConfig(size=600))
     engine.balanced(photos["astronaut"], photos["starry"], StyleConfig(size=96))
     assert sizes == [MEASURE_SIZE, MEASURE_SIZE]
+
+
+@pytest.mark.weights
+def test_the_command_line_says_the_weight_the_pair_settled_on(tmp_path, weights_home, capsys):
+    from impasto.cli import main
+    from impasto.record import read_record
+
+    pair = [str(EXAMPLES / "city_night.jpg"), str(EXAMPLES / "seurat.jpg")]
+    common = ["--size", "64", "--iterations", "2", "--cache-dir", str(weights_home)]
+    assert main(["stylize", *pair, "-o", str(tmp_path / "auto.png"), *common]) == 0
+    said = capsys.readouterr().err
+    assert "balance auto: style weight" in said and "x --style-weight 10" in said
+    assert read_record(tmp_path / "auto.png").config.balance == "auto"  # --like measures again
+    typed = ["--style-weight", "12", "-o", str(tmp_path / "typed.png")]
+    assert main(["stylize", *pair, *typed, *common]) == 0
+    assert "balance auto" not in capsys.readouterr().err
+    assert read_record(tmp_path / "typed.png").config.balance == "fixed"
