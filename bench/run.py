@@ -107,6 +107,11 @@ def reference_timed(pair: Pair) -> Timed:
             f"no pastiche reference for {pair.name} in bench/reference/: run python bench/reference.py "
             "(30-70 minutes a pair)"
         )
+    if ref["final"]["image"] is None:
+        raise SystemExit(
+            f"the pastiche reference of {pair.name} holds figures only: remake it with python "
+            f"bench/reference.py --force --pairs {pair.content.stem} (30-70 minutes)"
+        )
     snaps = [(r["step"], r["seconds"], r) for r in ref["snapshots"]]
     image = BENCH / "reference" / ref["final"]["image"]
     return Timed(ref["wall_s"], ref["peak_rss_mb"], snaps, image)
