@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from impasto.balance import MEASURE_SIZE
 from impasto.batching.manifest import worker_name
 from impasto.config import StyleConfig
 from impasto.engine import Stylizer
@@ -67,12 +69,20 @@ def run_job(engine: Stylizer, job: Job, style: bytes, on_step: StepFn | None = N
     try:
         if job.unreadable:
             raise ImpastoError(job.unreadable)
-        # Decoded no larger than the run needs, as the engine would read the files.
-        size = job.config.size
-        content = decode_image(job.content, name=job.content_name, what="content image", fit=size)
-        side = max(1, round(size * job.config.style_scales_for(1)[0]))
-        painting = decode_image(style, name=job.style_name, what="style image", fit=side)
-        image = engine.stylize(content, painting, job.config, on_progress=report)
+
+        # Decoded no larger than the run needs (and the balance, at its own size, measures),
+        # as the engine would read the files.
+        def read(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+            side = max(1, round(size * job.config.style_scales_for(1)[0]))
+            return (
+                decode_image(job.content, name=job.content_name, what="content image", fit=size),
+                decode_image(style, name=job.style_name, what="style image", fit=side),
+            )
+
+        config = job.config
+        if config.auto_balance:
+            config = engine.balanced(*read(MEASURE_SIZE), config)
+        image = engine.stylize(*read(config.size), config, on_progress=report)
     except ImpastoError as e:
         return Outcome(job.index, None, steps, time.perf_counter() - start, worker, str(e))
     return Outcome(job.index, image.numpy(), steps, time.perf_counter() - start, worker)
