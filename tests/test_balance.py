@@ -156,18 +156,20 @@ def test_runs_of_every_size_measure_at_the_measure_size(photos, weights_home, mo
     import impasto.balance
 
     sizes = []
-    real = impasto.balance.Objective.build
+    real = impasto.balance.layer_sizes
 
-    def build(net, config, scaled, **kw):
-        sizes.append(max(scaled.content.shape[-2:]))
-        return real(net, config, scaled, **kw)
+    def spy(h, w, *args):
+        sizes.append(max(h, w))
+        return real(h, w, *args)
 
-    monkeypatch.setattr(impasto.balance.Objective, "build", build)
+    monkeypatch.setattr(impasto.balance, "layer_sizes", spy)
     engine = Stylizer(cache=weights_home)
-    big = resize_long_side(load_image(EXAMPLES / "dog.jpg"), 600)
-    engine.balanced(big, photos["starry"], StyleConfig(size=600))
-    engine.balanced(photos["astronaut"], photos["starry"], StyleConfig(size=96))
-    assert sizes == [MEASURE_SIZE, MEASURE_SIZE]
+    dog = EXAMPLES / "dog.jpg"  # 1024 px: a 96 px preview and a 600 px print measure alike
+    small, large = (engine.balanced(dog, photos["starry"], StyleConfig(size=n)) for n in (96, 600))
+    assert small.style_weight == large.style_weight
+    engine.balanced(photos["astronaut"], photos["starry"], StyleConfig(size=600))
+    # At 512 px, or at the photo's own size where it is smaller (enlarged, it holds no more).
+    assert sizes == [MEASURE_SIZE, MEASURE_SIZE, 96]
 
 
 @pytest.mark.weights

@@ -23,11 +23,15 @@ import torch
 from impasto.config import MAX_WEIGHT, StyleConfig
 from impasto.features import VGGFeatures
 from impasto.inputs import ImageLike, Inputs, prepare_inputs
-from impasto.objective import Objective, StatsOf
+from impasto.losses import StyleLoss
+from impasto.objective import StatsOf, style_statistics_of, style_targets
+from impasto.statistics import get_statistic
+from impasto.tiling import layer_sizes
 
-# The photo's style distance is measured at this long side, whatever the run's size: the relative
-# distances shrink as images grow (astronaut x Starry Night: 1.97 at 96 px, 0.87 at 500 px), and a
-# preview should get the balance of the final picture. One pass without gradients.
+# The photo's style distance is measured at this long side, whatever the run's size (or the
+# photo's own, if smaller: enlarged it would hold nothing more): the relative distances shrink as
+# images grow (astronaut x Starry Night: 1.97 at 96 px, 0.87 at 500 px), and a preview should get
+# the balance of the final picture. Two passes without gradients (the photo, the painting).
 MEASURE_SIZE = 512
 # The photo's style distance (mean over the style layers of the relative distance between its
 # statistics and the painting's) that --style-weight means as given: the geometric mean over the
@@ -46,9 +50,24 @@ REFERENCE: dict[tuple[str, str], float] = {
 MAX_FACTOR = 3.0
 
 
-def measuring(config: StyleConfig) -> StyleConfig:
-    """The settings the photo's distance is measured with: ``config``'s losses, at MEASURE_SIZE."""
-    return config.replace(size=MEASURE_SIZE, scales=1, iterations=None, tile=None)
+def measuring(config: StyleConfig, side: int = MEASURE_SIZE) -> StyleConfig:
+    """The settings the photo's distance is measured with: ``config``'s losses, at ``side``."""
+    return config.replace(size=side, scales=1, iterations=None, tile=None)
+
+
+def _long_side(image: ImageLike) -> int | None:
+    """The photo's long side as given (None where it cannot be told without reading it)."""
+    from PIL import Image
+
+    if isinstance(image, torch.Tensor):
+        return max(image.shape[-2:])
+    if isinstance(image, Image.Image):
+        return max(image.size)
+    try:
+        with Image.open(image) as img:
+            return max(img.size)
+    except Exception:  # noqa: BLE001 -- prepare_inputs reports an unreadable file properly
+        return None
 
 
 def read(
@@ -62,8 +81,9 @@ def read(
     """The pair as the balance measures it (at MEASURE_SIZE); None where the balance is fixed."""
     if not config.auto_balance:
         return None
+    side = min(MEASURE_SIZE, _long_side(content) or MEASURE_SIZE)
     return prepare_inputs(
-        measuring(config), content, style, content_masks, style_masks, device=device
+        measuring(config, side), content, style, content_masks, style_masks, device=device
     )
 
 
@@ -80,12 +100,25 @@ def photo_distance(
     start from the painting's, with the run's masks and colours, at ``inputs``' size (up to
     MEASURE_SIZE px; ``impasto.Stylizer.balanced`` reads the images at that size)."""
     scaled = inputs.at(config, min(config.size, MEASURE_SIZE))
-    objective = Objective.build(
-        net, config, scaled, device=device, style_weight=1.0, stats_of=stats_of, dtype=dtype
-    )
-    content, _ = scaled.colored(config)
+    stat, layers = get_statistic(config.style_loss), config.style_layers
+    stats_of = stats_of or style_statistics_of(net, stat, layers, device, dtype)
+    content, styles = scaled.colored(config)
     with torch.no_grad():
-        return float(objective.terms(content.to(device))["style"])
+        per_style = [
+            stats_of(s, m, f"style mask {i}")
+            for i, (s, m) in enumerate(zip(styles, scaled.style_masks), 1)
+        ]
+        sizes = layer_sizes(*content.shape[-2:], layers, config.network)
+        targets = style_targets(config, stat, per_style, scaled.content_masks, sizes, device=device)
+        loss = StyleLoss(
+            targets,
+            dict(zip(layers, config.normalized_style_layer_weights)),
+            statistic=stat,
+            relative=config.loss_normalization == "relative",
+            squared=config.style_distance == "squared",
+        )
+        found = net(content.to(device), dtype=dtype)
+        return float(sum(loss.layer_term(name, found[name]) for name in layers))
 
 
 def factor(config: StyleConfig, distance: float) -> float:
@@ -112,7 +145,10 @@ def balanced(
     (at their size, up to MEASURE_SIZE)."""
     if not config.auto_balance:
         return config
-    at, pair = (config, inputs) if measure is None else (measuring(config), measure)
+    if measure is None:
+        at, pair = config, inputs
+    else:
+        at, pair = measuring(config, max(measure.content.shape[-2:])), measure
     distance = photo_distance(net, at, pair, device=device, stats_of=stats_of, dtype=dtype)
     weight = min(MAX_WEIGHT, config.style_weight * factor(config, distance))
     return config.replace(style_weight=weight, balance="fixed")
