@@ -513,8 +513,9 @@ def test_style_targets_are_taken_at_each_scales_size(small_pair, weights_home, m
     engine.stylize(
         content, style, StyleConfig(size=96, min_size=48, iterations=(1, 1), style_scale=0.5)
     )
-    # First the pair's balance, measured at 512 px (the style at half that), then each scale.
-    assert sizes == [(203, 256), (19, 24), (38, 48)]
+    # First the pair's balance, measured at the 96 px photo's own size (the style at half that,
+    # kept for the last scale), then the first scale.
+    assert sizes == [(38, 48), (19, 24)]
 
 
 def test_a_coarse_to_fine_run_keeps_the_content_and_takes_the_style(
@@ -694,10 +695,11 @@ def test_a_style_is_measured_once_per_size_for_many_photos(
     for photo in photos:
         engine.stylize(photo, style, cfg)
     layers = len(cfg.style_layers)
-    # The balance's size and two scales, five layers, for three photos.
-    assert len(calls) == 3 * layers
+    # Two scales (the balance measures these 96 px photos at the last one's size), five layers,
+    # for three photos.
+    assert len(calls) == 2 * layers
     engine.stylize(content, wave, cfg)  # another style is measured, of course
-    assert len(calls) == 6 * layers
+    assert len(calls) == 4 * layers
 
 
 def test_colour_modes_that_repaint_the_style_are_not_confused_across_photos(
