@@ -41,6 +41,18 @@ def reference_of(pair: Pair) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _identity(pair: Pair) -> dict:
+    """What a reference is of: the pair's files (with their hashes) and the peer's version."""
+    return {
+        "pair": pair.name,
+        "content": f"examples/{pair.content.name}",
+        "style": f"examples/{pair.style.name}",
+        "content_sha256": peer.sha256(pair.content),
+        "style_sha256": peer.sha256(pair.style),
+        "peer": f"{peer.PEER} {peer.PEER_VERSION}",
+    }
+
+
 def make(pair: Pair, python: Path, log=print) -> dict:
     from impasto.score import score
 
@@ -55,12 +67,7 @@ def make(pair: Pair, python: Path, log=print) -> dict:
     shutil.copyfile(folder / result.output, final)
     end = score(final, pair.content, pair.style)
     record = {
-        "pair": pair.name,
-        "content": f"examples/{pair.content.name}",
-        "style": f"examples/{pair.style.name}",
-        "content_sha256": peer.sha256(pair.content),
-        "style_sha256": peer.sha256(pair.style),
-        "peer": f"{peer.PEER} {peer.PEER_VERSION}",
+        **_identity(pair),
         "settings": result.settings,
         "made": started,
         "machine": machine(),
@@ -84,12 +91,7 @@ def from_results(pair: Pair, results: dict) -> dict | None:
         return None
     final = found["peer_rows"][-1]
     record = {
-        "pair": pair.name,
-        "content": f"examples/{pair.content.name}",
-        "style": f"examples/{pair.style.name}",
-        "content_sha256": peer.sha256(pair.content),
-        "style_sha256": peer.sha256(pair.style),
-        "peer": f"{peer.PEER} {peer.PEER_VERSION}",
+        **_identity(pair),
         "settings": peer.DEFAULTS,
         "made": results["date"],
         "machine": results["machine"],
