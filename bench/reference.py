@@ -26,7 +26,7 @@ sys.path.insert(0, str(BENCH))
 
 import peer  # noqa: E402
 from measure import machine  # noqa: E402
-from pairs import PAIRS, Pair  # noqa: E402
+from pairs import PAIRS, Pair, select  # noqa: E402
 
 REFERENCE = BENCH / "reference"
 
@@ -116,7 +116,9 @@ def from_results(pair: Pair, results: dict) -> dict | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", default="", help="comma-separated content names (default: all)")
+    parser.add_argument(
+        "--pairs", default="", help="comma-separated pair or photo names (default: all)"
+    )
     parser.add_argument("--force", action="store_true", help="remake references that exist")
     parser.add_argument(
         "--from-results",
@@ -132,9 +134,7 @@ def main() -> None:
                 print(f"{pair.name}: figures from bench/results.json ({results['date']})")
         return
     python = peer.environment()
-    for pair in PAIRS:
-        if args.pairs and pair.content.stem not in args.pairs.split(","):
-            continue
+    for pair in select(args.pairs):
         if reference_of(pair) is None or args.force:
             make(pair, python)
 
