@@ -155,3 +155,8 @@ def test_every_frame_keeps_the_first_frames_balance(engine, clip, tmp_path):
     settled = engine.balanced(next(clip.frames()), [STYLE], CONFIG.replace(size=max(size)))
     assert settled.style_weight != CONFIG.style_weight  # the pair moved it
     assert seen == {frame: {settled.style_weight} for frame in (1, 2, 3)}
+    # Resumed with every frame painted (killed while encoding): the video's record still gets
+    # the settled weight, not the default it started from.
+    again = VideoRun(engine, short, [STYLE], CONFIG, OPTIONS, size)
+    assert again.run(store) == []
+    assert (again.config.balance, again.config.style_weight) == ("fixed", settled.style_weight)

@@ -200,8 +200,7 @@ class VideoRun:
         took (first frame first)."""
         n = self.clip.info.frames
         done = store.finished(n)
-        if done < n:
-            self.settle_balance()
+        self.settle_balance()  # even with every frame painted: the video's record names the weight
         back = max(self.options.look_back)
         first_read = max(0, done - back)
         contents: dict[int, torch.Tensor] = {}
