@@ -182,7 +182,14 @@ def test_the_command_line_says_the_weight_the_pair_settled_on(tmp_path, weights_
     assert main(["stylize", *pair, "-o", str(tmp_path / "auto.png"), *common]) == 0
     said = capsys.readouterr().err
     assert "balance auto: style weight" in said and "x --style-weight 10" in said
-    assert read_record(tmp_path / "auto.png").config.balance == "auto"  # --like measures again
+    record = read_record(tmp_path / "auto.png")
+    assert record.config.balance == "auto"  # --like measures a new pair again
+    # The image keeps the weight the run used, and info shows the one the run printed.
+    used = Stylizer(cache=weights_home).balanced(*pair, StyleConfig(size=64)).style_weight
+    assert record.style_weight_used == pytest.approx(used, abs=1e-4) and used != 10
+    assert main(["info", str(tmp_path / "auto.png")]) == 0
+    shown = f"style weight {used:.3g} for this pair"
+    assert shown in said and shown in capsys.readouterr().out
     typed = ["--style-weight", "12", "-o", str(tmp_path / "typed.png")]
     assert main(["stylize", *pair, *typed, *common]) == 0
     assert "balance auto" not in capsys.readouterr().err

@@ -25,6 +25,16 @@ def test_a_record_survives_the_trip_through_json():
     assert back.content_masks == ("sky.png",) and back.steps == 100 and back.seconds == 81.2
 
 
+def test_the_weight_the_balance_chose_is_kept_only_where_the_balance_chose_it():
+    import json
+
+    auto = _record(style_weight_used=23.456789)
+    back = RunRecord.from_metadata(json.loads(json.dumps(auto.to_metadata())))
+    assert back.style_weight_used == 23.4568 and back.config.balance == "auto"
+    fixed = _record(config=StyleConfig(balance="fixed"), style_weight_used=10.0)
+    assert "style_weight_used" not in fixed.to_metadata()  # the config's weight says it
+
+
 def test_the_rerun_command_names_the_inputs_and_the_changed_options():
     cmd = _record(content="my photo.jpg").command()
     assert cmd.startswith("impasto stylize 'my photo.jpg' a.jpg b.jpg")
@@ -54,6 +64,8 @@ def test_records_written_by_the_web_page_before_the_formats_were_one_are_read():
         ({"config": {"size": -3}}, "settings that are not valid: --size must be a whole number"),
         ({"config": {"size": "big"}}, "settings that are not valid"),
         ({"steps": "many"}, "'steps' should be a whole number"),
+        ({"style_weight_used": -2}, "'style_weight_used' should be a positive number, found -2"),
+        ({"style_weight_used": "9"}, "'style_weight_used' should be a positive number"),
     ],
 )
 def test_a_doctored_record_is_one_clear_error(change, message):

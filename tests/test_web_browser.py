@@ -175,9 +175,19 @@ def test_the_gallery_is_the_servers_and_a_run_can_be_stopped_kept_compared_reuse
 
         # A recipe sets how the picture is made, not its size; Reset puts the defaults back; a
         # job's settings come back whole.
+        # A weight set by hand is meant as given (the balance turns fixed, as typing
+        # --style-weight does); a recipe's weight is scaled by the pair's balance, as --preset's.
+        expect(page.locator("#opt-balance")).to_have_value("auto")
+        page.fill("#opt-style_weight", "4")
+        expect(page.locator("#opt-balance")).to_have_value("fixed")
+        sent = page.evaluate("changedOptions()")
+        assert (sent["style_weight"], sent["balance"]) == ("4", "fixed")
         page.fill("#opt-size", "96")
         page.select_option("#preset", "painterly")
         expect(page.locator("#opt-style_weight")).to_have_value("20")
+        expect(page.locator("#opt-balance")).to_have_value("auto")
+        sent = page.evaluate("changedOptions()")
+        assert (sent["style_weight"], sent["balance"]) == ("20", "auto")
         expect(page.locator("#opt-iterations")).to_have_value("60,120")
         expect(page.locator("#opt-size")).to_have_value("96")
         expect(page.locator("#preset-hint")).to_contain_text("more of the painting")

@@ -231,6 +231,10 @@ def test_stop_keeps_a_real_runs_picture(tmp_path: Path, weights_home: Path):
         assert Image.open(io.BytesIO(result)).size == (64, 64)
         record = read_metadata(tmp_path / "data" / "jobs" / job["id"] / "result.png")
         assert record["steps"] == kept["step"] < 1000
+        # The weight the balance chose (the photo is its own painting: little to travel) is
+        # shown and kept in the picture.
+        assert kept["style_weight_used"] < 10
+        assert record["style_weight_used"] == pytest.approx(kept["style_weight_used"], abs=1e-3)
 
 
 # ---- the data folder's quota -------------------------------------------------------------------

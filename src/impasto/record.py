@@ -10,6 +10,7 @@ with one line saying what is wrong, never a crash. No torch here.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import shlex
 from collections.abc import Mapping
@@ -37,6 +38,9 @@ class RunRecord:
     style_masks: tuple[str, ...] = ()
     steps: int | None = None
     seconds: float | None = None
+    # The style weight the run used, where --balance auto chose it from the pair (the config
+    # keeps the weight as given, so that --like measures a new pair afresh).
+    style_weight_used: float | None = None
     made_by: str = "impasto stylize"
     version: str = __version__
     created: str = field(default_factory=_now)
@@ -57,6 +61,8 @@ class RunRecord:
             out["steps"] = self.steps
         if self.seconds is not None:
             out["seconds"] = round(self.seconds, 1)
+        if self.style_weight_used is not None and self.config.auto_balance:
+            out["style_weight_used"] = round(self.style_weight_used, 4)
         return out
 
     @classmethod
@@ -105,6 +111,14 @@ class RunRecord:
             not isinstance(seconds, (int, float)) or isinstance(seconds, bool)
         ):
             raise bad("seconds", "a number")
+        used = data.get("style_weight_used")
+        if used is not None and (
+            not isinstance(used, (int, float))
+            or isinstance(used, bool)
+            or not math.isfinite(used)
+            or used <= 0
+        ):
+            raise bad("style_weight_used", "a positive number")
         version = data.get("impasto") or str(data.get("software", "")).removeprefix("impasto ")
         return cls(
             content=content,
@@ -114,6 +128,7 @@ class RunRecord:
             style_masks=masks["style_masks"],
             steps=steps,
             seconds=None if seconds is None else float(seconds),
+            style_weight_used=None if used is None else float(used),
             made_by=str(data.get("made_by", "impasto")),
             version=str(version or "?"),
             created=str(data.get("created", "")),

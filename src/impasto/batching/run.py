@@ -250,6 +250,7 @@ class Batch:
                 config=item.config,
                 steps=outcome.steps,
                 seconds=outcome.seconds,
+                style_weight_used=outcome.style_weight_used,
                 made_by=MADE_BY,
             )
             output = save_image(

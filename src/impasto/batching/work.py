@@ -51,6 +51,7 @@ class Outcome:
     seconds: float
     worker: str
     reason: str = ""
+    style_weight_used: float | None = None  # the weight --balance auto chose for the pair
 
 
 def run_job(engine: Stylizer, job: Job, style: bytes, on_step: StepFn | None = None) -> Outcome:
@@ -85,7 +86,8 @@ def run_job(engine: Stylizer, job: Job, style: bytes, on_step: StepFn | None = N
         image = engine.stylize(*read(config.size), config, on_progress=report)
     except ImpastoError as e:
         return Outcome(job.index, None, steps, time.perf_counter() - start, worker, str(e))
-    return Outcome(job.index, image.numpy(), steps, time.perf_counter() - start, worker)
+    used = config.style_weight if job.config.auto_balance else None
+    return Outcome(job.index, image.numpy(), steps, time.perf_counter() - start, worker, "", used)
 
 
 class LocalBackend:

@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if record.steps is not None:
         seconds = "?" if record.seconds is None else f"{record.seconds:g}"
         print(f"  run:      {record.steps} steps in {seconds} s")
+    if record.style_weight_used is not None and config.auto_balance:
+        print(f"  balance:  auto, style weight {record.style_weight_used:.3g} for this pair")
     options = " ".join(record.options()) or "the defaults"
     print(f"  options:  {options} (size {config.size}, seed {config.seed})")
     print(f"  rerun:    impasto stylize --like {shlex.quote(args.image)} -o OUT.png")

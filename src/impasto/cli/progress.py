@@ -64,9 +64,10 @@ class RunRecorder:
         self.image: Any = None
         self.snapshot: Path | None = None
         self.history: list[dict[str, float]] = []
+        self.style_weight: float | None = None  # the run's, once it started (--balance auto)
 
     def __call__(self, p: Progress) -> None:
-        self.step, self.elapsed = p.step, p.elapsed
+        self.step, self.elapsed, self.style_weight = p.step, p.elapsed, p.style_weight
         self.image = p.image.detach().clone() if p.image is not None else None
         self.history.append(dict(p.losses))
         if (

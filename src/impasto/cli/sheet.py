@@ -75,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 bar.close()
             record = RunRecord(photo_path, (style_path,), config, made_by="impasto sheet")
-            record = replace(record, steps=recorder.step, seconds=recorder.elapsed)
+            record = replace(
+                record,
+                steps=recorder.step,
+                seconds=recorder.elapsed,
+                style_weight_used=recorder.style_weight,
+            )
             save_image(result, outputs[photo_path, style_path], metadata=record.to_metadata())
             row.append(result)
         cells.append(row)

@@ -159,7 +159,12 @@ def run(args: argparse.Namespace) -> int:
         return _interrupted(output, recorder, ckpt)
     finally:
         bar.close()
-    record = replace(record, steps=recorder.step, seconds=recorder.elapsed)
+    record = replace(
+        record,
+        steps=recorder.step,
+        seconds=recorder.elapsed,
+        style_weight_used=recorder.style_weight,
+    )
     save_image(result, output, bit_depth=bit_depth, metadata=record.to_metadata())
     ckpt.unlink(missing_ok=True)
     if args.report:

@@ -90,6 +90,7 @@ class Job:
     losses: dict[str, float] = field(default_factory=dict)
     total_loss: float | None = None
     run_elapsed: float = 0.0  # seconds spent in optimisation steps (from Progress.elapsed)
+    style_weight_used: float | None = None  # the weight --balance auto chose for the pair
     preview_step: int = 0
     width: int | None = None
     height: int | None = None
@@ -125,6 +126,7 @@ class Job:
         "losses",
         "total_loss",
         "run_elapsed",
+        "style_weight_used",
         "preview_step",
         "width",
         "height",
@@ -194,6 +196,7 @@ class Job:
             "eta": None if eta is None else round(eta, 3),
             "losses": dict(self.losses),
             "total_loss": self.total_loss,
+            "style_weight_used": self.style_weight_used,
             "width": self.width,
             "height": self.height,
             "content_name": self.content_name,

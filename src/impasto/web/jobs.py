@@ -328,6 +328,8 @@ class JobManager:
                 job.step, job.total_steps = p.step, p.total_steps
                 job.losses = {k: float(v) for k, v in p.losses.items()}
                 job.total_loss, job.run_elapsed = float(p.total), float(p.elapsed)
+                if job.config.auto_balance and p.style_weight is not None:
+                    job.style_weight_used = float(p.style_weight)
                 if preview:
                     job.preview_step = p.step
                     job.save()  # a preview is a good moment to record the progress
@@ -397,6 +399,7 @@ class JobManager:
             made_by="impasto serve",
             steps=job.step,
             seconds=job.run_elapsed,
+            style_weight_used=job.style_weight_used,
         )
         storage.write_result(job.folder, image, record.to_metadata())
         try:

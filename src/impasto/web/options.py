@@ -38,7 +38,7 @@ MAIN: dict[str, dict[str, Any]] = {
     "style_weight": {
         "label": "Style strength",
         "slider": {"min": 0.1, "max": 100, "log": True},
-        "hint": "more of the painting; set by hand, it replaces the automatic balance",
+        "hint": "more of the painting; set by hand, it turns the balance to fixed",
     },
     "content_weight": {
         "label": "Content strength",

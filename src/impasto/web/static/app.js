@@ -158,7 +158,8 @@ function buildControl(field) {
     wrap.classList.add("wide");
     wrap.append(input);
   }
-  input.addEventListener("input", () => { wrap.classList.remove("invalid"); showPreset(""); });
+  // On the control, so that a slider's drag counts as the user's own setting too.
+  wrap.addEventListener("input", () => { wrap.classList.remove("invalid"); showPreset(""); });
   const hint = field.main ? field.hint : field.help;
   if (hint) wrap.append(el("div", { class: "hint", text: hint }));
   set(field.default);
@@ -175,6 +176,14 @@ function buildOptions() {
     if (!field.main) node.querySelector("label").textContent = field.name;
     (field.main ? main : advanced).append(node);
   }
+  // A style weight the user sets is meant as given, as on the command line: the balance turns
+  // to fixed, where the user can see it (and turn it back to auto, which then scales the weight).
+  const weight = controlOf("style_weight"), balance = controlOf("balance");
+  if (weight && balance) weight.input.closest(".control").addEventListener("input", () => balance.set("fixed"));
+}
+
+function controlOf(name) {
+  return app.controls.find((c) => c.field.name === name);
 }
 
 function setOptions(values) {
@@ -201,6 +210,7 @@ function buildPresets() {
   // A recipe sets how the picture is made; what it is made of (its size, seed, colours...)
   // stays as chosen. Switching recipes first puts every recipe's fields back to the defaults.
   const recipeFields = new Set(app.options.presets.flatMap((p) => Object.keys(p.values)));
+  recipeFields.add("balance"); // a recipe's weight is scaled by the pair's balance, as --preset's is
   select.addEventListener("change", () => {
     const preset = app.options.presets.find((p) => p.name === select.value);
     for (const { field, set } of app.controls) {
@@ -237,6 +247,9 @@ function changedOptions() {
     if ((field.kind === "int" || field.kind === "float") && Number(value) === Number(field.default)) continue;
     out[field.name] = value;
   }
+  // With the weight goes the balance it was meant under (the server takes a weight alone as fixed).
+  const balance = controlOf("balance");
+  if ("style_weight" in out && balance) out.balance = balance.get();
   return out;
 }
 
@@ -424,13 +437,13 @@ function statusText(job) {
     case "running":
       if (job.keeping) return "Stopping after this step; the picture so far will be kept…";
       if (job.cancelling) return "Cancelling…";
-      return job.step ? `Step ${job.step} of ${job.total_steps}` : "Preparing: loading the network…";
+      return job.step ? `Step ${job.step} of ${job.total_steps}${balanced(job)}` : "Preparing: loading the network…";
     case "done":
       if (job.stopped === "time limit") {
         return `Stopped at the server's time limit, step ${job.step} of ${job.total_steps}: the picture so far`;
       }
       if (job.stopped) return `Stopped at step ${job.step} of ${job.total_steps}: the picture so far`;
-      return `Done: ${job.step} steps in ${clock(job.elapsed)}`;
+      return `Done: ${job.step} steps in ${clock(job.elapsed)}${balanced(job)}`;
     case "cancelled":
       return job.step ? `Cancelled at step ${job.step}` : "Cancelled before it started";
     case "failed":
@@ -438,6 +451,11 @@ function statusText(job) {
     default:
       return job.state;
   }
+}
+
+function balanced(job) {
+  // The weight the automatic balance chose for this pair, as the command line prints it.
+  return job.style_weight_used ? ` · style weight ${Number(job.style_weight_used.toPrecision(3))} for this pair` : "";
 }
 
 function shortStatus(job) {
