@@ -232,6 +232,26 @@ def test_pairs_csv_rows_carry_their_own_options(capsys, tmp_path, photos, styles
     assert read_record(out / "cup.jpg").config.style_weight == 5  # the command's value
 
 
+@pytest.mark.weights
+def test_an_item_is_balanced_as_stylize_balances_it(capsys, tmp_path, weights_home):
+    """The batch decodes photos no larger than --size, but measures the pair as stylize does
+    (at 512 px): a weight measured on the 64 px pixels would differ."""
+    from impasto import Stylizer
+    from impasto.image import resize_long_side
+
+    photo, style = EXAMPLES / "city_night.jpg", EXAMPLES / "seurat.jpg"
+    out, tiny = tmp_path / "out", ["--size", "64", "--scales", "1", "--iterations", "2"]
+    rc, err, _ = _batch(
+        capsys, photo, "--style", style, "-o", out, *tiny, "--cache-dir", weights_home
+    )
+    assert rc == 0, err
+    used = read_record(out / "city_night__seurat.png").style_weight_used
+    engine, config = Stylizer(cache=weights_home), StyleConfig(size=64, scales=1, iterations=2)
+    assert used == pytest.approx(engine.balanced(photo, style, config).style_weight, abs=1e-3)
+    small = [resize_long_side(load_image(p), 64) for p in (photo, style)]
+    assert engine.balanced(*small, config).style_weight != pytest.approx(used, abs=0.05)
+
+
 def test_the_library_yields_images_as_they_complete(tmp_path, photos, styles, random_weights):
     steps = []
     job = impasto.batch(photos / "coffee.jpg", styles, CONFIG, on_progress=steps.append)
