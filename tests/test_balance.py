@@ -86,6 +86,33 @@ def test_the_command_line_the_web_form_and_a_batch_row_agree(tmp_path):
     assert [r.config.balance for r in rows] == ["fixed", "auto"]
 
 
+def test_an_auto_balance_typed_for_losses_it_never_scales_is_refused(tmp_path, capsys):
+    from impasto.batching.plan import read_pairs
+    from impasto.cli import main
+    from impasto.errors import UsageError
+    from impasto.web.options import make_config
+
+    pair, out = [str(EXAMPLES / "dog.jpg"), str(EXAMPLES / "scream.jpg")], tmp_path / "out.png"
+    for losses, named in (
+        (["--preset", "tutorial"], "--style-distance squared"),
+        (["--style-distance", "squared"], "--style-distance squared"),
+        (["--loss-normalization", "mean"], "--loss-normalization mean"),
+    ):
+        assert main(["stylize", *pair, "-o", str(out), *losses, "--balance", "auto"]) == 2
+        err = capsys.readouterr().err
+        assert "--balance auto scales the default losses only" in err and named in err
+        assert "Traceback" not in err and not out.exists()
+    message = "--balance auto scales the default losses only"
+    with pytest.raises(UsageError, match=message):
+        make_config({"style_distance": "squared", "balance": "auto"})
+    (tmp_path / "pairs.csv").write_text(f"content,style,balance\n{pair[0]},{pair[1]},auto\n")
+    with pytest.raises(UsageError, match="pairs.csv line 2: " + message):
+        read_pairs(tmp_path / "pairs.csv", StyleConfig(style_distance="squared"))
+    # Those losses with the balance left out: the weight as given, no error.
+    assert StyleConfig.from_preset("tutorial").balance == "fixed"
+    assert make_config({"style_distance": "squared"}).style_weight == 10.0
+
+
 def test_a_record_from_before_the_balance_reproduces_its_weight():
     stored = StyleConfig.stored({"style_weight": 10.0, "coarse_style": 0.3})
     assert StyleConfig(**stored).balance == "fixed"

@@ -107,7 +107,8 @@ class StyleConfig:
         "auto",
         "'auto': the style weight grows with how far the photo starts from the painting, so a "
         "photo unlike the painting gets a firmer hand and one already close a lighter one; "
-        "'fixed': --style-weight exactly as given (typing --style-weight means fixed)",
+        "'fixed': --style-weight exactly as given (typing --style-weight means fixed; the squared "
+        "losses of --preset tutorial are always fixed)",
     )
     coarse_style: float = _opt(
         0.3,
@@ -363,6 +364,22 @@ class StyleConfig:
             return {**options, "balance": "fixed"}
         return dict(options)
 
+    def check_typed(self, typed: dict[str, Any]) -> StyleConfig:
+        """``self``, built from options that include ``typed``; a ``balance="auto"`` typed for
+        losses the balance never scales is a UsageError, not a weight silently used as given."""
+        if typed.get("balance") == "auto" and not self.auto_balance:
+            why = (
+                "--style-distance squared"
+                if self.style_distance != "norm"
+                else f"--loss-normalization {self.loss_normalization}"
+            )
+            raise UsageError(
+                "--balance auto scales the default losses only (--style-distance norm, "
+                f"--loss-normalization relative), but this run has {why}, whose style weight "
+                "is used as given: leave --balance out or make it fixed"
+            )
+        return self
+
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> StyleConfig:
         """A preset's settings, with ``overrides`` (e.g. the options typed) on top."""
@@ -531,6 +548,7 @@ _TUTORIAL = dict(
     tv_norm="l1",
     loss_normalization="mean",
     style_distance="squared",
+    balance="fixed",  # squared distances already pull harder the farther the image is
 )
 PRESETS: dict[str, dict[str, Any]] = {
     # More painting for about 2.5x the default's time (measured in docs/benchmarks.md).

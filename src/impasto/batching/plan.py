@@ -219,7 +219,7 @@ def _row(
             raise UsageError(f"{where}: {e}") from None
     try:
         typed = StyleConfig.typed(options)
-        config = StyleConfig(**{**base.to_dict(), **typed}) if options else base
+        config = StyleConfig(**{**base.to_dict(), **typed}).check_typed(typed) if options else base
     except UsageError as e:
         raise UsageError(f"{where}: {e}") from None
     return _Row(paths["content"], paths["style"], config, values.get("output") or None, where)

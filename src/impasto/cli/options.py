@@ -106,8 +106,8 @@ def config_from_args(args: argparse.Namespace, base: StyleConfig | None = None) 
     stored = base.to_dict() if base is not None else {}
     typed = StyleConfig.typed(given_options(args))
     if getattr(args, "preset", None):
-        return StyleConfig.from_preset(args.preset, **{**stored, **typed})
-    return StyleConfig(**{**stored, **typed})
+        return StyleConfig.from_preset(args.preset, **{**stored, **typed}).check_typed(typed)
+    return StyleConfig(**{**stored, **typed}).check_typed(typed)
 
 
 def value_options(parser: argparse.ArgumentParser) -> set[str]:

@@ -145,7 +145,8 @@ def parse(form: Mapping[str, str]) -> dict[str, Any]:
 
 def make_config(form: Mapping[str, str]) -> StyleConfig:
     """Parse and validate: the StyleConfig that the form describes (UsageError otherwise)."""
-    return StyleConfig(**StyleConfig.typed(parse(form)))
+    typed = StyleConfig.typed(parse(form))
+    return StyleConfig(**typed).check_typed(typed)
 
 
 def format_value(value: Any) -> str:
