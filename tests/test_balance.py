@@ -194,9 +194,13 @@ def test_runs_of_every_size_measure_at_the_measure_size(photos, weights_home, mo
     dog = EXAMPLES / "dog.jpg"  # 1024 px: a 96 px preview and a 600 px print measure alike
     small, large = (engine.balanced(dog, photos["starry"], StyleConfig(size=n)) for n in (96, 600))
     assert small.style_weight == large.style_weight
+    # A 96 px photo: at 512 px where the run enlarges it, at its own size in a smaller run.
     engine.balanced(photos["astronaut"], photos["starry"], StyleConfig(size=600))
-    # At 512 px, or at the photo's own size where it is smaller (enlarged, it holds no more).
-    assert sizes == [MEASURE_SIZE, MEASURE_SIZE, 96]
+    engine.balanced(photos["astronaut"], photos["starry"], StyleConfig(size=64))
+    assert sizes == [MEASURE_SIZE, MEASURE_SIZE, MEASURE_SIZE, 96]
+    # So a wide painting is read as large as the run reads it: 512 x 43 px, not 96 x 8.
+    wide = torch.nn.functional.interpolate(load_image(EXAMPLES / "seurat.jpg"), size=(100, 1200))
+    assert engine.balanced(photos["astronaut"], wide, StyleConfig(size=512)).balance == "fixed"
 
 
 @pytest.mark.weights

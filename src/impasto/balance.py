@@ -81,7 +81,9 @@ def read(
     """The pair as the balance measures it (at MEASURE_SIZE); None where the balance is fixed."""
     if not config.auto_balance:
         return None
-    side = min(MEASURE_SIZE, _long_side(content) or MEASURE_SIZE)
+    # A small photo in a small run is measured at its own size (a 64 px preview costs no 512 px
+    # pass); one the run enlarges, as the run sees it, where the painting is read large enough.
+    side = min(MEASURE_SIZE, max(_long_side(content) or MEASURE_SIZE, config.size))
     return prepare_inputs(
         measuring(config, side), content, style, content_masks, style_masks, device=device
     )
